@@ -1,0 +1,23 @@
+"""Figures written headless (Agg) and closed after saving."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
+
+
+def new_figure(width: float = 5.0, height: float = 3.5):
+    return plt.subplots(figsize=(width, height), constrained_layout=True)
+
+
+def save_figure(fig, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

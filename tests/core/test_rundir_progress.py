@@ -1,0 +1,26 @@
+import json
+
+from tetrad.core.config import RunConfig
+from tetrad.core.progress import progress, progress_enabled
+from tetrad.core.rundir import RunDir
+
+
+def test_run_directory_layout_and_rewind(tmp_path):
+    run = RunDir("sys", RunConfig(root=str(tmp_path), name="a", seed=3))
+    for step in range(1, 6):
+        run.log(step, {"loss": 1.0 / step, "note": "text"})
+    run.write_summary({"best": 0.2})
+    run.close()
+    assert "seed: 3" in (run.path / "config.yaml").read_text()
+    assert [m["step"] for m in run.read_metrics()] == [1, 2, 3, 4, 5]
+    assert json.loads((run.path / "summary.json").read_text()) == {"best": 0.2}
+    assert list(run.path.glob("events.out.tfevents.*"))
+    assert run.plots.is_dir()
+    resumed = RunDir("sys", RunConfig(root=str(tmp_path), name="a", resume=True))
+    resumed.rewind(3)
+    assert [m["step"] for m in resumed.read_metrics()] == [1, 2, 3]
+
+
+def test_progress_is_quiet_off_a_terminal():
+    assert not progress_enabled()  # pytest captures stderr and conftest sets CI
+    assert list(progress(range(3))) == [0, 1, 2]
