@@ -1,0 +1,214 @@
+"""Every ranking model: the shared front end, one backbone, the shared multi-task heads.
+
+`build_model(cfg, features)` is the one entry point. `ModelConfig` is one config shape for
+all models (FuxiCTR-style): each backbone reads the knobs it needs. Named presets set the
+shape ("tiny", "15m", "1b"); for baselines the size knob `ffn_hidden` is then searched so
+their dense parameter count matches MTmixAtt's at the same preset on the same features.
+Fields set explicitly in the config win over the preset.
+
+Parameter counts are of the dense part (everything but the embedding tables), the usual
+way ranking papers size their models.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+from tetrad.core.config import Config
+from tetrad.core.errors import UserError
+from tetrad.ranking.data import FeatureSet
+from tetrad.ranking.heads import MultiTaskHeads
+from tetrad.ranking.models.dnn import DNN
+from tetrad.ranking.models.hiformer import HiFormer
+from tetrad.ranking.models.mlp_mixer import MLPMixer
+from tetrad.ranking.models.mtmixatt import MTmixAtt
+from tetrad.ranking.models.multitask import MMoE, PLE
+from tetrad.ranking.models.rankmixer import RankMixer
+from tetrad.ranking.models.transformer import Transformer
+from tetrad.ranking.models.wukong import WuKong
+from tetrad.ranking.tokenizers import FeatureEmbedding
+
+
+class ModelConfig(Config):
+    name: str = "mtmixatt"
+    preset: str = "tiny"
+    embedding_dim: int = 16
+    hash_buckets: int = 50_000
+    tokens: int = 12
+    width: int = 48
+    layers: int = 2
+    heads: int = 4
+    ffn_hidden: int = 96
+    experts: int = 3
+    shared_experts: int = 1
+    # MTmixAtt
+    topk_features: int = 0  # 0: ceil(n_features / tokens)
+    grouping: str = "auto"  # auto | manual | random
+    groups: list[list[str]] = []  # manual grouping; empty: contiguous groups of the same field family
+    grouping_seed: int = 0
+    mixing: str = "orthogonal"  # orthogonal | zero | transpose | none
+    dense_gate: str = "sigmoid"  # sigmoid | relu | none
+    sparse_moe: bool = True
+    scenario_shared_experts: int = 2
+    scenario_top_k: int = 1
+    gamma: float = 1.0
+    norm: str = "postnorm_r"  # postnorm_r | postnorm | prenorm
+    # baselines
+    compression: int = 40  # WuKong
+    lowrank: int = 64  # HiFormer
+    moe_experts: int = 4  # RankMixer sparse-MoE variant
+    # heads and loss
+    head_hidden: list[int] = [64, 32]
+    adapter_rank: int = 4
+    l1_coef: float = 1e-3  # ReLU-gate L1 penalty (RankMixer MoE, relu dense-gate ablation)
+
+
+BACKBONES: dict[str, Callable[..., nn.Module]] = {
+    "mtmixatt": MTmixAtt,
+    "rankmixer": RankMixer,
+    "rankmixer_moe": lambda n, e, s, cfg: RankMixer(n, e, s, cfg, moe_experts=cfg.moe_experts),
+    "dnn": DNN,
+    "transformer": Transformer,
+    "mlp_mixer": MLPMixer,
+    "hiformer": HiFormer,
+    "wukong": WuKong,
+    "mmoe": MMoE,
+    "ple": PLE,
+}
+
+# Shape of each preset. MTmixAtt's "15m" and "1b" are the paper's (layers, experts, tokens,
+# width); ffn_hidden is chosen so the dense count lands on the paper's size for the synthetic
+# log's 43 features. Baselines take their shape from here and search ffn_hidden to match.
+PRESETS: dict[str, dict[str, dict]] = {
+    "tiny": {
+        "mtmixatt": {},
+        "rankmixer": {}, "rankmixer_moe": {}, "dnn": {"layers": 3}, "transformer": {"width": 32},
+        "mlp_mixer": {"width": 32}, "hiformer": {"width": 16, "lowrank": 32}, "wukong": {"compression": 16},
+        "mmoe": {"experts": 4, "width": 64}, "ple": {"experts": 1, "shared_experts": 2, "width": 64},
+    },
+    "15m": {
+        "mtmixatt": {"layers": 4, "experts": 3, "tokens": 12, "width": 204, "heads": 4, "ffn_hidden": 912,
+                     "head_hidden": [256, 128], "adapter_rank": 8},
+        "rankmixer": {"layers": 4, "tokens": 12, "width": 204, "head_hidden": [256, 128]},
+        "rankmixer_moe": {"layers": 4, "tokens": 12, "width": 204, "head_hidden": [256, 128]},
+        "dnn": {"layers": 4, "head_hidden": [256, 128]},
+        "transformer": {"layers": 4, "width": 128, "heads": 4, "head_hidden": [256, 128]},
+        "mlp_mixer": {"layers": 4, "width": 128, "head_hidden": [256, 128]},
+        "hiformer": {"layers": 3, "width": 64, "heads": 4, "lowrank": 128, "head_hidden": [256, 128]},
+        "wukong": {"layers": 4, "tokens": 32, "compression": 40, "head_hidden": [256, 128]},
+        "mmoe": {"experts": 8, "width": 256, "head_hidden": [256, 128]},
+        "ple": {"layers": 2, "experts": 2, "shared_experts": 2, "width": 256, "head_hidden": [256, 128]},
+    },
+    "1b": {
+        "mtmixatt": {"layers": 8, "experts": 4, "tokens": 27, "width": 756, "heads": 4, "ffn_hidden": 7872,
+                     "head_hidden": [1024, 512], "adapter_rank": 16, "embedding_dim": 64},
+        "rankmixer": {"layers": 8, "tokens": 27, "width": 756, "head_hidden": [1024, 512], "embedding_dim": 64},
+        "rankmixer_moe": {"layers": 8, "tokens": 27, "width": 756, "head_hidden": [1024, 512],
+                          "embedding_dim": 64},
+        "dnn": {"layers": 8, "head_hidden": [1024, 512], "embedding_dim": 64},
+        "transformer": {"layers": 8, "width": 1024, "heads": 8, "head_hidden": [1024, 512], "embedding_dim": 64},
+        "mlp_mixer": {"layers": 8, "width": 1024, "head_hidden": [1024, 512], "embedding_dim": 64},
+        "hiformer": {"layers": 8, "width": 512, "heads": 8, "lowrank": 512, "head_hidden": [1024, 512],
+                     "embedding_dim": 64},
+        "wukong": {"layers": 8, "tokens": 64, "compression": 64, "head_hidden": [1024, 512], "embedding_dim": 64},
+        "mmoe": {"experts": 8, "width": 1024, "head_hidden": [1024, 512], "embedding_dim": 64},
+        "ple": {"layers": 2, "experts": 2, "shared_experts": 2, "width": 1024, "head_hidden": [1024, 512],
+                "embedding_dim": 64},
+    },
+}
+
+
+class RankingModel(nn.Module):
+    """front end -> backbone -> heads; forward returns (CTR logit, CVR logit)."""
+
+    def __init__(self, front: FeatureEmbedding, backbone: nn.Module, heads: MultiTaskHeads, cfg: ModelConfig):
+        super().__init__()
+        self.front, self.backbone, self.heads = front, backbone, heads
+        self.l1_coef = cfg.l1_coef
+
+    def forward(self, categorical: torch.Tensor, numeric: torch.Tensor, multihot: list[torch.Tensor],
+                scenario: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        emb = self.front(categorical, numeric, multihot)
+        return self.heads(self.backbone(emb, scenario), scenario)
+
+    def aux_loss(self) -> torch.Tensor:
+        aux = getattr(self.backbone, "aux_loss", None)
+        return self.l1_coef * aux() if aux is not None else torch.zeros(())
+
+
+def dense_parameter_count(model: nn.Module) -> int:
+    """Parameters outside the embedding tables."""
+    table = {id(p) for p in model.front.table.parameters()}
+    return sum(p.numel() for p in model.parameters() if id(p) not in table)
+
+
+def field_family_groups(features: FeatureSet, n_tokens: int, k: int) -> list[list[str]]:
+    """Manual grouping by hand-written rule: features sorted by field family (the name's prefix
+    before '_', e.g. user / item / ctx), cut into n_tokens contiguous groups of at most k."""
+    names = sorted(features.names, key=lambda n: (n.split("_")[0], features.names.index(n)))
+    per = min(k, math.ceil(len(names) / n_tokens))
+    groups = [names[i * per:(i + 1) * per] for i in range(n_tokens)]
+    return [g or [names[i % len(names)]] for i, g in enumerate(groups)]
+
+
+def resolve_config(cfg: ModelConfig, features: FeatureSet) -> ModelConfig:
+    """The config with its preset applied (explicit fields win) and, for a baseline, ffn_hidden
+    searched to match MTmixAtt's dense parameter count at the same preset."""
+    if cfg.name not in BACKBONES:
+        raise UserError(f"unknown model '{cfg.name}' (available: {', '.join(BACKBONES)})")
+    if cfg.preset not in PRESETS:
+        raise UserError(f"unknown preset '{cfg.preset}' (available: {', '.join(PRESETS)})")
+    explicit = cfg.model_dump(include=cfg.model_fields_set)
+    resolved = cfg.model_copy(update={**PRESETS[cfg.preset][cfg.name], **explicit})
+    if cfg.name != "mtmixatt" and "ffn_hidden" not in cfg.model_fields_set:
+        reference = ModelConfig(name="mtmixatt", preset=cfg.preset,
+                                **{k: v for k, v in explicit.items() if k in ("embedding_dim", "hash_buckets")})
+        target = dense_parameter_count(build_model(reference, features, device="meta"))
+        resolved = resolved.model_copy(update={"ffn_hidden": match_ffn_hidden(resolved, features, target)})
+    return resolved
+
+
+def match_ffn_hidden(cfg: ModelConfig, features: FeatureSet, target: int) -> int:
+    """The ffn_hidden whose dense parameter count is closest to `target` (count grows with it)."""
+    def count(h: int) -> int:
+        return dense_parameter_count(_build(cfg.model_copy(update={"ffn_hidden": h}), features, "meta"))
+
+    lo, hi = 1, 2
+    while count(hi) < target and hi < 1 << 20:
+        hi *= 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if count(mid) < target else (lo, mid)
+    return min((lo, hi), key=lambda h: abs(count(h) - target))
+
+
+def build_model(cfg: ModelConfig, features: FeatureSet, device: str | torch.device = "cpu") -> RankingModel:
+    return _build(resolve_config(cfg, features), features, device)
+
+
+def _build(cfg: ModelConfig, features: FeatureSet, device) -> RankingModel:
+    n, e, s = features.n_features, cfg.embedding_dim, features.n_scenarios
+    with torch.device(device):
+        front = FeatureEmbedding(features, e, cfg.hash_buckets)
+        if cfg.name == "mtmixatt":
+            backbone = MTmixAtt(n, e, s, cfg, groups=_manual_groups(cfg, features))
+        else:
+            backbone = BACKBONES[cfg.name](n, e, s, cfg)
+        heads = MultiTaskHeads(backbone.out_dim, cfg.head_hidden, s, cfg.adapter_rank)
+        return RankingModel(front, backbone, heads, cfg)
+
+
+def _manual_groups(cfg: ModelConfig, features: FeatureSet) -> list[list[int]] | None:
+    if cfg.grouping != "manual":
+        return None
+    k = cfg.topk_features or math.ceil(features.n_features / cfg.tokens)
+    groups = cfg.groups or field_family_groups(features, cfg.tokens, k)
+    index = {name: i for i, name in enumerate(features.names)}
+    unknown = [name for g in groups for name in g if name not in index]
+    if unknown:
+        raise UserError(f"manual grouping names unknown feature '{unknown[0]}'")
+    return [[index[name] for name in g] for g in groups]

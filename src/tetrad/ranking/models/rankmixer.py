@@ -1,0 +1,76 @@
+"""RankMixer (arXiv 2507.15551) and its ReLU sparse-MoE variant.
+
+Tokenization: the feature embeddings are concatenated, cut into T equal chunks (zero
+padded) and each chunk is projected to width D by its own linear map. Block:
+S = LN(TokenMixing(X) + X); Y = LN(PerTokenFFN(S) + S), where token mixing is the
+parameter-free transpose (H = T heads) and the per-token FFN is a separate 2-layer GELU
+MLP per token. Output: mean over tokens.
+
+`moe_experts > 0` replaces each per-token FFN by a per-token MoE of that many experts
+(hidden ffn_hidden / experts each, so parameters stay put) with ReLU gates and an L1
+penalty on them (`aux_loss`): dense in training, and since an expert whose gate is 0
+adds nothing, sparse dispatch at inference gives the same output.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from tetrad.core.errors import UserError
+from tetrad.ranking.blocks import transpose_mix
+
+
+class PerTokenFFN(nn.Module):
+    def __init__(self, t: int, d: int, hidden: int, experts: int = 0):
+        super().__init__()
+        self.experts = experts
+        e = max(experts, 1)
+        h = max(1, hidden // e)
+        self.w1 = nn.Parameter(torch.randn(t, e, d, h) / math.sqrt(d))
+        self.b1 = nn.Parameter(torch.zeros(t, e, h))
+        self.w2 = nn.Parameter(torch.randn(t, e, h, d) / math.sqrt(h) * 0.5)
+        self.b2 = nn.Parameter(torch.zeros(t, e, d))
+        if experts:
+            self.gate = nn.Parameter(torch.randn(t, d, experts) / math.sqrt(d))
+            self.gate_bias = nn.Parameter(torch.full((t, experts), 0.1))
+        self.aux_loss = torch.zeros(())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = nn.functional.gelu(torch.einsum("btd,tedh->bteh", x, self.w1) + self.b1)
+        y = torch.einsum("bteh,tehd->bted", h, self.w2) + self.b2
+        if not self.experts:
+            return y.squeeze(2)
+        g = torch.relu(torch.einsum("btd,tde->bte", x, self.gate) + self.gate_bias)
+        self.aux_loss = g.sum(-1).mean()
+        return (y * g.unsqueeze(-1)).sum(2)
+
+
+class RankMixer(nn.Module):
+    def __init__(self, n_features: int, e: int, n_scenarios: int, cfg, moe_experts: int = 0):
+        super().__init__()
+        t, d = cfg.tokens, cfg.width
+        if d % t:
+            raise UserError(f"RankMixer needs width divisible by tokens ({d} % {t} != 0)")
+        self.t = t
+        self.chunk = math.ceil(n_features * e / t)
+        self.proj = nn.Parameter(torch.randn(t, self.chunk, d) / math.sqrt(self.chunk))
+        self.proj_bias = nn.Parameter(torch.zeros(t, d))
+        self.ffns = nn.ModuleList([PerTokenFFN(t, d, cfg.ffn_hidden, moe_experts) for _ in range(cfg.layers)])
+        self.ln1 = nn.ModuleList([nn.LayerNorm(d) for _ in range(cfg.layers)])
+        self.ln2 = nn.ModuleList([nn.LayerNorm(d) for _ in range(cfg.layers)])
+        self.out_dim = d
+
+    def forward(self, emb: torch.Tensor, scenario: torch.Tensor) -> torch.Tensor:
+        flat = emb.flatten(1)
+        flat = nn.functional.pad(flat, (0, self.t * self.chunk - flat.shape[1]))
+        x = torch.einsum("btc,tcd->btd", flat.view(-1, self.t, self.chunk), self.proj) + self.proj_bias
+        for ffn, ln1, ln2 in zip(self.ffns, self.ln1, self.ln2):
+            s = ln1(transpose_mix(x) + x)
+            x = ln2(ffn(s) + s)
+        return x.mean(1)
+
+    def aux_loss(self) -> torch.Tensor:
+        return sum((f.aux_loss for f in self.ffns), torch.zeros(()))
