@@ -1,0 +1,169 @@
+"""TIGER-style generative retriever over semantic-ID tokens, its constrained decoder, and SASRec.
+
+`TigerRetriever` is a Hugging Face T5 encoder-decoder (TIGER's choice) sized by config: the
+encoder reads the SID tokens of a user's last `max_history` items, the decoder writes the
+next item's SID. `constrained_beam_search` decodes a whole batch at once, keeping `beam`
+hypotheses per user and extending each only by the tokens its trie node allows (CSR
+lookup, no Python loop over hypotheses), so every result is an existing item; IDs of
+different lengths (variable-length SIDs end with EOS) are handled by letting finished
+hypotheses carry their score unchanged.
+
+`SASRec` (Kang & McAuley, 2018) is the item-id baseline: causal self-attention over the
+item sequence, scored against the item embedding table; trained here with full softmax
+cross-entropy over the catalogue (a common, stronger variant than the paper's sampled BCE).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tetrad.semantic_ids.sids import PAD, SemanticIds, Trie
+
+
+def make_t5(vocab_size: int, d_model: int = 128, layers: int = 4, heads: int = 6, d_kv: int = 64,
+            d_ff: int = 1024, dropout: float = 0.1):
+    """TIGER's encoder-decoder (4 layers, 6 heads x 64, MLP 1024 by default) on SID tokens."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    config = T5Config(vocab_size=vocab_size, d_model=d_model, d_kv=d_kv, d_ff=d_ff, num_layers=layers,
+                      num_decoder_layers=layers, num_heads=heads, dropout_rate=dropout,
+                      feed_forward_proj="relu", pad_token_id=PAD, eos_token_id=1,
+                      decoder_start_token_id=PAD, tie_word_embeddings=True)
+    return T5ForConditionalGeneration(config)
+
+
+def history_tokens(sids: SemanticIds, histories: list[list[int]], max_history: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encoder input: the SID tokens of each history's last `max_history` items, right-padded."""
+    rows = []
+    for items in histories:
+        items = items[-max_history:]
+        toks = [sids.tokens[i, : sids.lengths[i]] for i in items]
+        rows.append(np.concatenate(toks) if toks else np.zeros(0, dtype=np.int64))
+    width = max(1, max(len(r) for r in rows))
+    ids = torch.full((len(rows), width), PAD, dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.from_numpy(r)
+    return ids, (ids != PAD).long()
+
+
+def target_labels(sids: SemanticIds, targets: list[int]) -> torch.Tensor:
+    """Decoder labels: the target items' SIDs, -100 after their end (ignored by the loss)."""
+    labels = torch.from_numpy(sids.tokens[np.asarray(targets)]).clone()
+    labels[labels == PAD] = -100
+    return labels
+
+
+@torch.no_grad()
+def constrained_beam_search(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, trie: Trie,
+                            beam: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-`beam` ID rows per user under the trie: (leaf groups B x beam, -1 where fewer exist; scores).
+
+    A hypothesis' score is the sum of its tokens' log-probabilities (softmax over the whole
+    vocabulary, as Hugging Face's beam search with `prefix_allowed_tokens_fn` scores them).
+    """
+    device = input_ids.device
+    b = len(input_ids)
+    enc = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    enc = enc.repeat_interleave(beam, 0)
+    mask = attention_mask.repeat_interleave(beam, 0)
+    ptr, ctok, cnode = (t.to(device) for t in (trie.child_ptr, trie.child_token, trie.child_node))
+    # only beam 0 is live at the start; the others hold -inf so they are never chosen
+    scores = torch.full((b, beam), float("-inf"), device=device)
+    scores[:, 0] = 0.0
+    nodes = torch.zeros(b, beam, dtype=torch.long, device=device)
+    seqs = torch.full((b, beam, 1), PAD, dtype=torch.long, device=device)
+    for _ in range(trie.depth):
+        logits = model(encoder_outputs=(enc,), attention_mask=mask,
+                       decoder_input_ids=seqs.view(b * beam, -1)).logits[:, -1]
+        logp = F.log_softmax(logits.float(), -1)
+        flat_nodes = nodes.view(-1)
+        n_child = ptr[flat_nodes + 1] - ptr[flat_nodes]
+        finished = n_child == 0
+        n_cand = torch.where(finished, torch.ones_like(n_child), n_child)
+        src = torch.repeat_interleave(torch.arange(b * beam, device=device), n_cand)
+        offset = torch.arange(len(src), device=device) - torch.repeat_interleave(torch.cumsum(n_cand, 0) - n_cand, n_cand)
+        edge = ptr[flat_nodes[src]] + offset
+        done = finished[src]
+        edge = torch.where(done, torch.zeros_like(edge), edge)
+        tok = torch.where(done, torch.full_like(edge, PAD), ctok[edge])
+        child = torch.where(done, flat_nodes[src], cnode[edge])
+        cand = scores.view(-1)[src] + torch.where(done, torch.zeros_like(logp[src, 0]), logp[src, tok])
+        # top `beam` candidates per user: sort by score, then stably by user
+        order = torch.argsort(cand, descending=True, stable=True)
+        user = src[order] // beam
+        order = order[torch.argsort(user, stable=True)]
+        user = src[order] // beam
+        counts = torch.bincount(user, minlength=b)
+        rank = torch.arange(len(order), device=device) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+        keep = rank < beam
+        slot_user, slot = user[keep], rank[keep]
+        picked = order[keep]
+        new_scores = torch.full((b, beam), float("-inf"), device=device)
+        new_nodes = torch.zeros(b, beam, dtype=torch.long, device=device)
+        new_seqs = torch.full((b, beam, seqs.shape[2] + 1), PAD, dtype=torch.long, device=device)
+        new_scores[slot_user, slot] = cand[picked]
+        new_nodes[slot_user, slot] = child[picked]
+        new_seqs[slot_user, slot, :-1] = seqs.view(b * beam, -1)[src[picked]]
+        new_seqs[slot_user, slot, -1] = tok[picked]
+        scores, nodes, seqs = new_scores, new_nodes, new_seqs
+    groups = trie.leaf_group.to(device)[nodes]
+    groups = torch.where(torch.isfinite(scores), groups, torch.full_like(groups, -1))
+    return groups, scores
+
+
+def rank_items(groups: torch.Tensor, group_items: list[np.ndarray], k: int) -> np.ndarray:
+    """Users x k item indices: each generated ID expands to its items (item order), -1 pads."""
+    out = np.full((len(groups), k), -1, dtype=np.int64)
+    for row, gs in enumerate(groups.tolist()):
+        ranked = [i for g in gs if g >= 0 for i in group_items[g]][:k]
+        out[row, : len(ranked)] = ranked
+    return out
+
+
+class SASRec(nn.Module):
+    """Self-attentive sequential recommendation over item indices (0 is padding; items are 1..n)."""
+
+    def __init__(self, n_items: int, d_model: int = 64, layers: int = 2, heads: int = 2,
+                 max_len: int = 50, dropout: float = 0.2):
+        super().__init__()
+        self.items = nn.Embedding(n_items + 1, d_model, padding_idx=0)
+        self.positions = nn.Embedding(max_len, d_model)
+        block = nn.TransformerEncoderLayer(d_model, heads, 4 * d_model, dropout, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+        self.max_len = max_len
+
+    def forward(self, seq: torch.Tensor) -> torch.Tensor:
+        """Hidden state at each position of left-padded item sequences (B x T x d)."""
+        t = seq.shape[1]
+        h = self.items(seq) * self.items.embedding_dim ** 0.5 + self.positions(torch.arange(t, device=seq.device))
+        causal = torch.triu(torch.ones(t, t, dtype=torch.bool, device=seq.device), 1)
+        h = self.encoder(self.dropout(h), mask=causal)
+        return self.norm(h)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden @ self.items.weight[1:].T  # scores of items 1..n (index 0 = item 1)
+
+    def loss(self, seq: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Next-item cross-entropy at every non-padded position (target 0 = ignore)."""
+        logits = self.logits(self(seq))
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), (target - 1).reshape(-1), ignore_index=-1)
+
+    @torch.no_grad()
+    def top_k(self, seq: torch.Tensor, k: int) -> torch.Tensor:
+        """k best next items (1-based indices) after each sequence's last position."""
+        return self.logits(self(seq)[:, -1]).topk(k, dim=-1).indices + 1
+
+
+def left_pad(seqs: list[list[int]], width: int) -> torch.Tensor:
+    """Item sequences (already 1-based) truncated to their last `width` items and left-padded with 0."""
+    out = torch.zeros(len(seqs), width, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        s = s[-width:]
+        if s:
+            out[i, width - len(s):] = torch.tensor(s)
+    return out

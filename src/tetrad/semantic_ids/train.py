@@ -1,0 +1,392 @@
+"""Recipes: tokenize (embeddings -> codes), diagnose (hourglass report), train and eval (retriever).
+
+All read one `SidConfig` and write `runs/sid/<name>/`:
+
+    quantizer.pt        the fitted quantizer (load with `quantizers.load_quantizer`)
+    codes_raw.npy       items x layers, as the quantizer assigned them
+    codes.npy           after the configured fix (-1 where a fix removed a token)
+    diagnostics.json/md the hourglass diagnostics of both, plots/ their figures
+    checkpoints/        retriever checkpoints (train; resumable with resume=true)
+    sasrec/             the SASRec baseline's checkpoint
+    summary.json        final metrics
+
+`train` runs under torchrun: every process draws the same global batch of training pairs
+and takes its equal shard (as in the toy recipe); evaluation runs on rank 0.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from tetrad.core.config import Config, RunConfig
+from tetrad.core.errors import UserError
+from tetrad.semantic_ids.data import DataConfig, ItemData, leave_one_out, load_item_data, training_pairs
+
+
+class QuantizerConfig(Config):
+    kind: Literal["rq_kmeans", "balanced_rq_kmeans", "rq_vae"] = "rq_kmeans"
+    layers: int = 3
+    codebook_size: int = 256
+    niter: int = 20  # k-means iterations (rq_kmeans, balanced_rq_kmeans)
+    # rq_vae
+    latent_dim: int = 32
+    hidden: list[int] = [256, 128]
+    steps: int = 2000
+    batch_size: int = 1024
+    lr: float = 1e-3
+    commitment: float = 0.25
+    gradient: Literal["ste", "rotation"] = "rotation"
+    kmeans_init: bool = True
+    dead_code_window: int = 100
+
+
+class FixConfig(Config):
+    kind: Literal["none", "drop_layer2", "adaptive"] = "none"
+    k: int | None = None  # adaptive: remove this many top layer-2 codes ...
+    entropy_target: float | None = None  # ... or as many as it takes to reach this normalised entropy
+
+
+class ModelConfig(Config):
+    d_model: int = 128
+    layers: int = 4
+    heads: int = 6
+    d_kv: int = 64
+    d_ff: int = 1024
+    dropout: float = 0.1
+    max_history: int = 20
+
+
+class TrainConfig(Config):
+    steps: int = 2000
+    batch_size: int = 256
+    lr: float = 1e-3
+    warmup: int = 100  # then inverse square root decay, as TIGER
+    weight_decay: float = 0.01
+    eval_every: int = 500
+    checkpoint_every: int = 500
+
+
+class EvalConfig(Config):
+    beam: int = 20
+    batch_size: int = 128
+    ks: list[int] = [5, 10]
+    valid_users: int = 500  # users scored at each periodic validation (0: all)
+
+
+class SasrecConfig(Config):
+    enabled: bool = True
+    d_model: int = 64
+    layers: int = 2
+    heads: int = 2
+    dropout: float = 0.2
+    steps: int = 1000
+    batch_size: int = 128
+    lr: float = 1e-3
+    max_len: int = 50
+
+
+class SidConfig(RunConfig):
+    data: DataConfig = DataConfig()
+    quantizer: QuantizerConfig = QuantizerConfig()
+    fix: FixConfig = FixConfig()
+    collision: Literal["token", "none"] = "token"
+    codes: str = ""  # a codes .npy to use instead of fitting a quantizer (diagnose / train)
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    sasrec: SasrecConfig = SasrecConfig()
+
+
+# ---- tokenize -------------------------------------------------------------------------------------
+
+
+def build_quantizer(cfg: QuantizerConfig, seed: int):
+    from tetrad.semantic_ids.quantizers import make_quantizer
+
+    if cfg.kind == "rq_vae":
+        return make_quantizer("rq_vae", layers=cfg.layers, codebook_size=cfg.codebook_size,
+                              latent_dim=cfg.latent_dim, hidden=tuple(cfg.hidden), steps=cfg.steps,
+                              batch_size=cfg.batch_size, lr=cfg.lr, commitment=cfg.commitment,
+                              gradient=cfg.gradient, kmeans_init=cfg.kmeans_init,
+                              dead_code_window=cfg.dead_code_window, seed=seed)
+    return make_quantizer(cfg.kind, layers=cfg.layers, codebook_size=cfg.codebook_size, niter=cfg.niter, seed=seed)
+
+
+def apply_fix(codes: np.ndarray, cfg: FixConfig, codebook_size: int) -> tuple[np.ndarray, dict]:
+    from tetrad.semantic_ids.hourglass import adaptive_variable_length, drop_layer
+
+    if cfg.kind == "none":
+        return codes, {}
+    if codes.shape[1] < 3:
+        raise UserError(f"fix '{cfg.kind}' needs at least three layers (codes have {codes.shape[1]})")
+    if cfg.kind == "drop_layer2":
+        return drop_layer(codes, 1), {}
+    fixed, removed = adaptive_variable_length(codes, codebook_size, k=cfg.k, entropy_target=cfg.entropy_target)
+    return fixed, {"removed_codes": removed.tolist(), "shortened_items": int((fixed[:, 1] < 0).sum())}
+
+
+def load_codes(path: str, n_items: int) -> np.ndarray:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"codes file not found: {p}")
+    codes = np.load(p)
+    if codes.ndim != 2 or not np.issubdtype(codes.dtype, np.integer):
+        raise UserError(f"{p} must hold an items x layers integer array")
+    if len(codes) != n_items:
+        raise UserError(f"{p} has codes for {len(codes)} items but the data has {n_items}")
+    return codes.astype(np.int64)
+
+
+@dataclass
+class Tokenized:
+    codes_raw: np.ndarray
+    codes: np.ndarray
+    fix_info: dict
+
+
+def tokenize(cfg: SidConfig, data: ItemData, run_path: Path | None) -> Tokenized:
+    """Fit the quantizer (or load `cfg.codes`), apply the fix, save both under `run_path`."""
+    from tetrad.core.io import atomic_write, atomic_write_json
+    from tetrad.semantic_ids.quantizers import save_quantizer
+
+    if cfg.codes:
+        raw = load_codes(cfg.codes, len(data.embeddings))
+    else:
+        q = build_quantizer(cfg.quantizer, cfg.seed)
+        raw = q.fit_encode(data.embeddings)
+        if run_path is not None:
+            save_quantizer(q, run_path / "quantizer.pt")
+    codes, info = apply_fix(raw, cfg.fix, cfg.quantizer.codebook_size)
+    if run_path is not None:
+        atomic_write(run_path / "codes_raw.npy", lambda f: np.save(f, raw))
+        atomic_write(run_path / "codes.npy", lambda f: np.save(f, codes))
+        atomic_write_json(run_path / "fix.json", {"fix": cfg.fix.model_dump(), **info})
+    return Tokenized(raw, codes, info)
+
+
+def reload_tokenized(run_path: Path) -> Tokenized | None:
+    if not (run_path / "codes.npy").is_file():
+        return None
+    info = json.loads((run_path / "fix.json").read_text()) if (run_path / "fix.json").is_file() else {}
+    return Tokenized(np.load(run_path / "codes_raw.npy"), np.load(run_path / "codes.npy"), info)
+
+
+def write_diagnostics(tok: Tokenized, codebook_size: int, run_path: Path) -> dict:
+    from tetrad.core.io import atomic_write_json, atomic_write_text
+    from tetrad.semantic_ids.hourglass import diagnose, format_table, hourglass_score, plot_diagnostics
+
+    raw = diagnose(tok.codes_raw, codebook_size)
+    fixed = diagnose(tok.codes, codebook_size)
+    report = {"raw": raw, "fixed": fixed, "fix": tok.fix_info}
+    if tok.codes_raw.shape[1] >= 3:
+        report["hourglass"] = hourglass_score(raw)
+    plot_diagnostics(tok.codes_raw, codebook_size, run_path / "plots", prefix="raw_")
+    if tok.fix_info or tok.codes.shape != tok.codes_raw.shape:
+        plot_diagnostics(tok.codes, codebook_size, run_path / "plots", prefix="fixed_")
+    atomic_write_json(run_path / "diagnostics.json", report)
+    text = "## Codes as quantized\n\n" + format_table(raw)
+    if "hourglass" in report:
+        h = report["hourglass"]
+        text += f"\n\nLayer-2 entropy dip {h['entropy_dip']:+.3f}, Gini rise {h['gini_rise']:+.3f}."
+    text += "\n\n## Codes after the fix\n\n" + format_table(fixed) + "\n"
+    atomic_write_text(run_path / "diagnostics.md", text)
+    return report
+
+
+def run_tokenize(cfg: SidConfig, diagnose_too: bool = False) -> dict:
+    from tetrad.core.rundir import RunDir
+    from tetrad.core.seeding import seed_everything
+
+    seed_everything(cfg.seed)
+    run = RunDir("sid", cfg, tensorboard=False)
+    data = load_item_data(cfg.data, cfg.seed, cache_dir=Path(cfg.root) / "sid" / "_cache")
+    tok = tokenize(cfg, data, run.path)
+    out = {"items": len(tok.codes), "layers": int(tok.codes_raw.shape[1]), "run": str(run.path)}
+    if diagnose_too:
+        report = write_diagnostics(tok, cfg.quantizer.codebook_size, run.path)
+        out["diagnostics"] = str(run.path / "diagnostics.md")
+        out["hourglass"] = report.get("hourglass")
+    run.write_summary(out)
+    return out
+
+
+# ---- retriever ------------------------------------------------------------------------------------
+
+
+def _schedule(step: int, warmup: int) -> float:
+    """Linear warm-up, then inverse square root decay (TIGER's schedule), as a multiplier of lr."""
+    step = max(step, 1)
+    return step / warmup if step < warmup else math.sqrt(warmup / step)
+
+
+def evaluate_retriever(model, sids, histories, targets, cfg: SidConfig, device) -> dict[str, float]:
+    from tetrad.core.metrics import ndcg_at_k, recall_at_k
+    from tetrad.semantic_ids.retriever import constrained_beam_search, history_tokens, rank_items
+    from tetrad.semantic_ids.sids import Trie
+
+    uniq, groups = sids.item_groups()
+    trie = Trie.build(uniq)
+    k_max = max(cfg.eval.ks)
+    if cfg.eval.beam < k_max and cfg.collision == "token":
+        raise UserError(f"eval.beam ({cfg.eval.beam}) must be at least the largest k ({k_max})")
+    model.eval()
+    ranked = []
+    for start in range(0, len(targets), cfg.eval.batch_size):
+        ids, mask = history_tokens(sids, histories[start:start + cfg.eval.batch_size], cfg.model.max_history)
+        g, _ = constrained_beam_search(model, ids.to(device), mask.to(device), trie, cfg.eval.beam)
+        ranked.append(rank_items(g.cpu(), groups, k_max))
+    model.train()
+    ranked = np.concatenate(ranked)
+    t = np.asarray(targets)
+    out = {}
+    for k in cfg.eval.ks:
+        out[f"recall@{k}"] = recall_at_k(ranked, t, k)
+        out[f"ndcg@{k}"] = ndcg_at_k(ranked, t, k)
+    return out
+
+
+def build_sids_for(cfg: SidConfig, codes: np.ndarray):
+    from tetrad.semantic_ids.sids import build_sids
+
+    return build_sids(codes, cfg.quantizer.codebook_size, collision=cfg.collision)
+
+
+def _make_model(cfg: SidConfig, vocab: int):
+    from tetrad.semantic_ids.retriever import make_t5
+
+    m = cfg.model
+    return make_t5(vocab, d_model=m.d_model, layers=m.layers, heads=m.heads, d_kv=m.d_kv, d_ff=m.d_ff,
+                   dropout=m.dropout)
+
+
+def run_train(cfg: SidConfig) -> dict:
+    from tetrad.core.distributed import cleanup, init_distributed, is_main, shard, barrier
+    from tetrad.core.progress import progress
+    from tetrad.core.rundir import RunDir
+    from tetrad.core.seeding import seed_everything
+    from tetrad.semantic_ids.retriever import history_tokens, target_labels
+
+    info = init_distributed()
+    seed_everything(cfg.seed)
+    run = RunDir("sid", cfg)
+    data = load_item_data(cfg.data, cfg.seed, cache_dir=Path(cfg.root) / "sid" / "_cache")
+    split = leave_one_out(data.sequences, len(data.embeddings))
+    tok = reload_tokenized(run.path) if cfg.resume else None
+    if tok is None:
+        # every rank fits the same quantizer from the same seed; only rank 0 writes the files
+        tok = tokenize(cfg, data, run.path if is_main() else None)
+        if is_main():
+            write_diagnostics(tok, cfg.quantizer.codebook_size, run.path)
+    barrier()
+    sids = build_sids_for(cfg, tok.codes)
+    hist, target = training_pairs(split.train, cfg.model.max_history)
+
+    model = _make_model(cfg, sids.vocab_size).to(info.device)
+    if info.world_size > 1:
+        model = torch.nn.parallel.DistributedDataParallel(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s + 1, cfg.train.warmup))
+    start = 0
+    if cfg.resume and run.checkpointer.latest() is not None:
+        start = run.checkpointer.load(model=model, optimizer=opt, scheduler=sched)["step"]
+        run.rewind(start)
+    valid_n = cfg.eval.valid_users or len(split.valid[1])
+    bare = model.module if info.world_size > 1 else model
+    for step in progress(range(start + 1, cfg.train.steps + 1), desc="retriever"):
+        idx = torch.randint(0, len(target), (cfg.train.batch_size,))[shard(cfg.train.batch_size)].tolist()
+        ids, mask = history_tokens(sids, [hist[i] for i in idx], cfg.model.max_history)
+        labels = target_labels(sids, [target[i] for i in idx])
+        loss = model(input_ids=ids.to(info.device), attention_mask=mask.to(info.device),
+                     labels=labels.to(info.device)).loss
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        metrics = {"loss": loss.item(), "lr": sched.get_last_lr()[0]}
+        if step % cfg.train.eval_every == 0 and is_main():
+            valid = evaluate_retriever(bare, sids, split.valid[0][:valid_n], split.valid[1][:valid_n], cfg,
+                                       info.device)
+            metrics.update({f"valid_{k}": v for k, v in valid.items()})
+        run.log(step, metrics)
+        if step % cfg.train.checkpoint_every == 0 or step == cfg.train.steps:
+            run.checkpointer.save(step, model=model, optimizer=opt, scheduler=sched)
+    summary = {}
+    if is_main():
+        summary = {"tiger": evaluate_retriever(bare, sids, *split.test, cfg, info.device),
+                   "sid_length_mean": float(sids.lengths.mean()), "vocab": sids.vocab_size,
+                   "items": len(sids.tokens)}
+        if cfg.sasrec.enabled:
+            summary["sasrec"] = run_sasrec(cfg, split, len(data.embeddings), run.path / "sasrec", info.device)
+        run.write_summary(summary)
+    run.close()
+    barrier()
+    cleanup()
+    return summary
+
+
+def run_sasrec(cfg: SidConfig, split, n_items: int, directory: Path, device) -> dict[str, float]:
+    """Train (or reload) the SASRec baseline on the same split and score it on the test users."""
+    from tetrad.core.checkpoint import Checkpointer
+    from tetrad.core.metrics import ndcg_at_k, recall_at_k
+    from tetrad.semantic_ids.retriever import SASRec, left_pad
+
+    s = cfg.sasrec
+    gen = torch.Generator().manual_seed(cfg.seed)
+    with torch.random.fork_rng():
+        torch.manual_seed(cfg.seed)
+        model = SASRec(n_items, s.d_model, s.layers, s.heads, s.max_len, s.dropout).to(device)
+    ckpt = Checkpointer(directory, keep=1)
+    if ckpt.latest() is not None:
+        ckpt.load(model=model, restore_rng=False)
+    else:
+        seqs = [[i + 1 for i in t] for t in split.train if len(t) >= 2]
+        opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=0.0)
+        for _ in range(s.steps):
+            batch = [seqs[i] for i in torch.randint(0, len(seqs), (s.batch_size,), generator=gen).tolist()]
+            x = left_pad([b[:-1] for b in batch], s.max_len).to(device)
+            y = left_pad([b[1:] for b in batch], s.max_len).to(device)
+            loss = model.loss(x, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        ckpt.save(s.steps, model=model)
+    model.eval()
+    k = max(cfg.eval.ks)
+    hist, targets = split.test
+    ranked = np.concatenate([model.top_k(left_pad([[i + 1 for i in h] for h in hist[a:a + 256]], s.max_len)
+                                         .to(device), k).cpu().numpy() - 1 for a in range(0, len(hist), 256)])
+    t = np.asarray(targets)
+    return {m: v for kk in cfg.eval.ks for m, v in
+            ((f"recall@{kk}", recall_at_k(ranked, t, kk)), (f"ndcg@{kk}", ndcg_at_k(ranked, t, kk)))}
+
+
+def run_eval(cfg: SidConfig, split_name: str = "test") -> dict:
+    """Score the latest retriever checkpoint of run `cfg.name` on the test (or valid) users."""
+    from tetrad.core.checkpoint import Checkpointer
+    from tetrad.core.io import atomic_write_json
+    from tetrad.core.seeding import seed_everything
+
+    seed_everything(cfg.seed)
+    path = Path(cfg.root) / "sid" / cfg.name
+    tok = reload_tokenized(path)
+    if tok is None:
+        raise UserError(f"no trained run at {path}: run `tetrad sid train` with name={cfg.name} first")
+    data = load_item_data(cfg.data, cfg.seed, cache_dir=Path(cfg.root) / "sid" / "_cache")
+    split = leave_one_out(data.sequences, len(data.embeddings))
+    if len(tok.codes) != len(data.embeddings):
+        raise UserError(f"run {path} was tokenized for {len(tok.codes)} items but the data has {len(data.embeddings)}")
+    sids = build_sids_for(cfg, tok.codes)
+    model = _make_model(cfg, sids.vocab_size)
+    step = Checkpointer(path / "checkpoints").load(model=model, restore_rng=False)["step"]
+    hist, targets = split.test if split_name == "test" else split.valid
+    out = {"step": step, "split": split_name, **evaluate_retriever(model, sids, hist, targets, cfg, torch.device("cpu"))}
+    atomic_write_json(path / f"eval_{split_name}.json", out)
+    return out
