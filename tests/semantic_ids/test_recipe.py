@@ -1,0 +1,109 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from tetrad.cli import main
+from tetrad.core.config import load_config
+from tetrad.data.catalogue import make_catalogue
+from tetrad.semantic_ids.train import SidConfig, run_eval, run_tokenize, run_train
+
+SMALL = ["data.source=long_tail", "data.items=2000", "data.dim=16", "data.top_clusters=8", "data.sub_clusters=8",
+         "data.users=120", "quantizer.codebook_size=16", "quantizer.niter=5",
+         "model.d_model=32", "model.layers=1", "model.heads=2", "model.d_kv=16", "model.d_ff=64",
+         "train.batch_size=32", "train.eval_every=4", "train.checkpoint_every=4", "eval.beam=10",
+         "eval.valid_users=20", "sasrec.enabled=false"]
+
+
+def cfg(tmp_path, *extra):
+    return load_config(SidConfig, None, [f"root={tmp_path}", *SMALL, *extra])
+
+
+def cli(*args):
+    with pytest.raises(SystemExit) as e:
+        main(["sid", *args])
+    return e.value.code
+
+
+def test_tokenize_and_diagnose_write_codes_report_and_plots(tmp_path, capsys):
+    assert cli("diagnose", f"root={tmp_path}", *SMALL, "name=d", "fix.kind=adaptive", "fix.k=2") == 0
+    out = capsys.readouterr().out
+    assert "Codes as quantized" in out and "entropy dip" in out
+    run = tmp_path / "sid" / "d"
+    raw, codes = np.load(run / "codes_raw.npy"), np.load(run / "codes.npy")
+    assert raw.shape == (2000, 3) and (codes[:, 1] == -1).sum() > 0
+    report = json.loads((run / "diagnostics.json").read_text())
+    assert report["fixed"]["per_layer"][1]["codes_used"] == report["raw"]["per_layer"][1]["codes_used"] - 2
+    for name in ("raw_code_frequency.png", "raw_layer_flow.png", "fixed_code_frequency.png"):
+        assert (run / "plots" / name).stat().st_size > 1000
+    assert cli("tokenize", f"root={tmp_path}", *SMALL, "name=t", "fix.kind=drop_layer2") == 0
+    assert np.load(tmp_path / "sid" / "t" / "codes.npy").shape == (2000, 2)
+
+
+def test_user_embedding_file_and_bad_input_exit_2(tmp_path, capsys):
+    emb = make_catalogue(items=600, dim=8, top_clusters=4, sub_clusters=4, users=1).embeddings
+    np.save(tmp_path / "e.npy", emb)
+    common = [f"root={tmp_path}", "data.source=embeddings", "quantizer.codebook_size=16"]
+    assert cli("tokenize", *common, f"data.path={tmp_path / 'e.npy'}", "name=ok") == 0
+    capsys.readouterr()
+    emb[5, 2] = np.inf
+    np.save(tmp_path / "bad.npy", emb)
+    assert cli("tokenize", *common, f"data.path={tmp_path / 'bad.npy'}", "name=bad") == 2
+    assert capsys.readouterr().err.strip() == "tetrad: error: embeddings in bad.npy hold NaN or inf in 1 row"
+    assert cli("tokenize", *common, f"data.path={tmp_path / 'e.npy'}", "quantizer.codebook_size=1024",
+               "name=big") == 2
+    assert "600 items are fewer than the codebook size 1024" in capsys.readouterr().err
+    (tmp_path / "seq.txt").write_text("1 0 1 2 3\n2 4 5\n")
+    assert cli("train", *common, f"data.path={tmp_path / 'e.npy'}", f"data.sequences={tmp_path / 'seq.txt'}",
+               "name=short") == 2
+    assert "user 2 has 2 interactions; leave-one-out needs at least 3" in capsys.readouterr().err
+    (tmp_path / "seq.txt").write_text("1 0 1 2 3\n2 4 5 900\n")
+    assert cli("train", *common, f"data.path={tmp_path / 'e.npy'}", f"data.sequences={tmp_path / 'seq.txt'}",
+               "name=unknown") == 2
+    assert "user 2 has unknown item id 900 (the catalogue has 600 items)" in capsys.readouterr().err
+    assert cli("tokenize", *common, "data.path=missing.npy", "name=m") == 2
+    assert "embedding file not found: missing.npy" in capsys.readouterr().err
+
+
+def losses(path):
+    return {r["step"]: r["loss"] for r in map(json.loads, path.read_text().splitlines())}
+
+
+def test_train_resume_continues_bit_for_bit_and_eval_reads_the_run(tmp_path):
+    full = run_train(cfg(tmp_path, "name=full", "train.steps=8"))
+    assert set(full["tiger"]) == {"recall@5", "ndcg@5", "recall@10", "ndcg@10"}
+    assert 0 <= full["tiger"]["ndcg@10"] <= full["tiger"]["recall@10"] <= 1
+    run_train(cfg(tmp_path, "name=part", "train.steps=4"))
+    resumed = run_train(cfg(tmp_path, "name=part", "train.steps=8", "resume=true"))
+    a, b = losses(tmp_path / "sid/full/metrics.jsonl"), losses(tmp_path / "sid/part/metrics.jsonl")
+    assert sorted(b) == list(range(1, 9))
+    assert all(a[s] == b[s] for s in range(1, 9))
+    assert resumed["tiger"] == full["tiger"]
+    again = run_eval(cfg(tmp_path, "name=full", "train.steps=8"))
+    assert again["step"] == 8 and again["recall@10"] == full["tiger"]["recall@10"]
+
+
+def test_sasrec_baseline_in_the_same_summary(tmp_path):
+    s = run_train(cfg(tmp_path, "name=s", "train.steps=2", "sasrec.enabled=true", "sasrec.steps=30",
+                      "sasrec.d_model=16"))
+    assert set(s["sasrec"]) == {"recall@5", "ndcg@5", "recall@10", "ndcg@10"}
+    assert (tmp_path / "sid/s/sasrec").is_dir()
+
+
+def test_ddp_under_torchrun_matches_one_process(tmp_path):
+    args = [f"root={tmp_path}", *SMALL, "train.steps=4", "model.dropout=0.0", "train.eval_every=100"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = subprocess.run([sys.executable, "-m", "tetrad", "sid", "train", *args, "name=one"], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "tetrad",
+                          "sid", "train", *args, "name=two"], env=env, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-2000:]
+    a = torch.load(tmp_path / "sid/one/checkpoints/step_000000004.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "sid/two/checkpoints/step_000000004.pt", weights_only=True)["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
