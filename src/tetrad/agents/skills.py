@@ -1,0 +1,110 @@
+"""The skill library: text guidance per environment and task type, rendered into prompts.
+
+Skill files are YAML (one skill set per file), validated on load:
+
+    name: heat-then-place                      # unique
+    environment: alfworld                      # alfworld | shop | any
+    task_type: pick_heat_then_place_in_recep   # an ALFWorld task type or a shop category; absent = general
+    skills:
+      - title: Heat with the microwave
+        principle: Take the object, go to the microwave and ...
+        when_to_apply: Tasks that ask for a hot object ...
+
+Items follow SkillRL's `{title, principle, when_to_apply}`; sets follow SKILL0's layout (general
+rules plus one set per task type). The library shipped in `tetrad/agents/skills/` has a general
+set, an ALFWorld set, one per ALFWorld task type and one per shop category. `render` gives the
+text for a prompt's `{skill_context}` slot; with skills off, the slot is empty. A set can be
+withdrawn by name (`active=`), which is how a curriculum prunes skills.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import Field, ValidationError
+
+from tetrad.core.config import Config, describe_validation_error
+from tetrad.core.errors import UserError
+
+BUILTIN = Path(__file__).parent / "skills"
+
+
+class Skill(Config):
+    title: str = Field(min_length=1)
+    principle: str = Field(min_length=1)
+    when_to_apply: str = Field(min_length=1)
+
+
+class SkillSet(Config):
+    name: str = Field(min_length=1)
+    environment: Literal["alfworld", "shop", "any"]
+    task_type: str | None = None
+    skills: list[Skill] = Field(min_length=1)
+
+
+def known_task_types(environment: str) -> set[str]:
+    from tetrad.agents.alfworld_games import TASK_TYPES
+    from tetrad.agents.shop import CATEGORIES
+
+    return set(TASK_TYPES) if environment == "alfworld" else set(CATEGORIES) if environment == "shop" else set()
+
+
+def load_skill_file(path: Path) -> SkillSet:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        raise UserError(f"skill file {path} is not valid YAML") from None
+    if not isinstance(data, dict):
+        raise UserError(f"skill file {path} must hold a mapping")
+    try:
+        skill_set = SkillSet.model_validate(data)
+    except ValidationError as e:
+        raise UserError(f"skill file {path}: {describe_validation_error(e).replace('config key', 'field')}") from None
+    if skill_set.task_type is not None and skill_set.task_type not in known_task_types(skill_set.environment):
+        raise UserError(f"skill file {path}: unknown task type '{skill_set.task_type}' "
+                        f"for environment {skill_set.environment}")
+    return skill_set
+
+
+class SkillLibrary:
+    def __init__(self, sets: list[SkillSet]):
+        names = [s.name for s in sets]
+        dup = next((n for n in names if names.count(n) > 1), None)
+        if dup:
+            raise UserError(f"two skill sets are named '{dup}'")
+        self.sets = {s.name: s for s in sets}
+
+    @classmethod
+    def load(cls, root: str | Path | None = None) -> "SkillLibrary":
+        """Every `*.yaml` under `root` (default: the library shipped with tetrad)."""
+        root = Path(root) if root is not None else BUILTIN
+        if not root.is_dir():
+            raise UserError(f"skill folder not found: {root}")
+        files = sorted(root.rglob("*.yaml"))
+        if not files:
+            raise UserError(f"no skill files (*.yaml) under {root}")
+        return cls([load_skill_file(f) for f in files])
+
+    def for_task(self, environment: str, task_type: str, active: set[str] | None = None) -> list[SkillSet]:
+        """General sets first (any environment, then this one), then the task type's sets."""
+        chosen = [s for s in self.sets.values()
+                  if (active is None or s.name in active)
+                  and (s.environment in ("any", environment))
+                  and (s.task_type is None or s.task_type == task_type)]
+        return sorted(chosen, key=lambda s: (s.task_type is not None, s.environment != "any", s.name))
+
+    def task_sets(self, environment: str) -> dict[str, str]:
+        """task type -> name of its skill set (what a curriculum withdraws one by one)."""
+        return {s.task_type: s.name for s in self.sets.values()
+                if s.environment == environment and s.task_type is not None}
+
+    def render(self, environment: str, task_type: str, active: set[str] | None = None) -> str:
+        sets = self.for_task(environment, task_type, active)
+        if not sets:
+            return ""
+        lines = ["Skills that help with this task:"]
+        for s in sets:
+            lines += [f"- {k.title}: {k.principle} (When: {k.when_to_apply})" for k in s.skills]
+        return "\n".join(lines)

@@ -1,0 +1,126 @@
+import functools
+
+import pytest
+
+from tetrad.agents.alfworld_env import AlfworldEnv
+from tetrad.agents.alfworld_games import TASK_TYPES
+from tetrad.agents.pool import EnvPool
+from tetrad.agents.rollout import (ExpertPolicy, LocalEnvs, RandomPolicy, build_prompt, is_admissible, parse_action,
+                                   rollout, summarize, turn_samples)
+from tetrad.agents.shop import CATEGORIES, ShopEnv, make_catalogue
+from tetrad.agents.skills import SkillLibrary
+from tetrad.core.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def library():
+    return SkillLibrary.load()
+
+
+def test_builtin_library_covers_every_task_type_and_category(library):
+    assert set(library.task_sets("alfworld")) == set(TASK_TYPES)
+    assert set(library.task_sets("shop")) == set(CATEGORIES)
+    text = library.render("alfworld", "pick_heat_then_place_in_recep")
+    assert "Heat with the microwave" in text and "Clean at the sink basin" not in text  # heat set, not clean
+    assert "Act only with listed actions" in text  # the general set comes along
+    assert "Heat with the microwave" not in library.render("alfworld", "pick_heat_then_place_in_recep",
+                                             active={"general", "alfworld-general"})  # withdrawn
+
+
+def test_skill_files_are_validated(tmp_path):
+    (tmp_path / "a.yaml").write_text("name: x\nenvironment: alfworld\nskills:\n  - title: t\n    principle: p\n")
+    with pytest.raises(UserError, match=r"a.yaml: field 'skills.0.when_to_apply' is required"):
+        SkillLibrary.load(tmp_path)
+    (tmp_path / "a.yaml").write_text("name: x\nenvironment: alfworld\ntask_type: juggle\nskills:\n"
+                                     "  - {title: t, principle: p, when_to_apply: w}\n")
+    with pytest.raises(UserError, match="unknown task type 'juggle'"):
+        SkillLibrary.load(tmp_path)
+    (tmp_path / "a.yaml").write_text("name: x\nenvironment: mars\nskills: []\n")
+    with pytest.raises(UserError, match="environment"):
+        SkillLibrary.load(tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no skill files"):
+        SkillLibrary.load(tmp_path / "empty")
+
+
+def test_prompt_has_skill_slot_history_window_and_actions(library):
+    history = [(f"obs {i}", f"act {i}") for i in range(5)]
+    ctx = library.render("alfworld", "pick_and_place_simple")
+    with_skills = build_prompt("alfworld", "put a mug in shelf", "now", history, ["look", "go to shelf 1"], ctx, 2)
+    without = build_prompt("alfworld", "put a mug in shelf", "now", history, ["look", "go to shelf 1"], "", 2)
+    assert ctx in with_skills and "Skills" not in without
+    assert with_skills.index("put a mug in shelf") < with_skills.index(ctx) < with_skills.index("Prior to this step")
+    assert "obs 3" in without and "obs 4" in without and "obs 2" not in without  # a window of two
+    assert "taken 5 step(s)" in without and "step 6" in without and "'go to shelf 1'" in without
+    assert without.replace(ctx + "\n", "") == without and with_skills.replace(ctx + "\n", "") == without
+
+
+def test_action_parsing_and_admissibility():
+    assert parse_action("<think>x</think><action> Go to  shelf 1 </action>") == "go to shelf 1"
+    assert parse_action("<action>look</action> then <action>inventory</action>") == "inventory"
+    assert parse_action("go to shelf 1") is None and parse_action("<action> </action>") is None
+    assert is_admissible("look", ["look"]) and not is_admissible("jump", ["look"]) and not is_admissible(None, ["look"])
+    assert is_admissible("search[red shoes]", ["search[<query>]"]) and not is_admissible("search[ ]", ["search[<query>]"])
+
+
+class Scripted:
+    """Answers from a fixed list: an unparsable reply, then an inadmissible action, then the expert's."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def act(self, prompts, infos):
+        self.calls += 1
+        if self.calls == 1:
+            return ["I will look around." for _ in infos]
+        if self.calls == 2:
+            return ["<action>dance</action>" for _ in infos]
+        return ExpertPolicy().act(prompts, infos)
+
+
+def test_invalid_actions_cost_the_penalty_and_the_episode_continues(alfworld_games):
+    _, folders, _ = alfworld_games
+    envs = LocalEnvs([AlfworldEnv(folders, max_steps=150, expert=True)])
+    [ep] = rollout(envs, Scripted(), [{"game": 0, "seed": 0}], "alfworld", max_steps=150)
+    assert [t.valid for t in ep.turns[:3]] == [False, False, True]
+    assert ep.turns[1].observation == "Nothing happens."
+    assert ep.won and ep.n_invalid == 2 and ep.reward == pytest.approx(10 - 0.2)
+
+
+def test_expert_rollout_over_the_pool_solves_every_type_with_and_without_skills(alfworld_games, library):
+    _, folders, _ = alfworld_games
+    tasks = [{"game": i, "seed": 0} for i in range(len(folders))] * 2
+    flags = [True] * len(folders) + [False] * len(folders)
+    with EnvPool(functools.partial(AlfworldEnv, folders, max_steps=150, expert=True), n_envs=4, n_workers=2) as pool:
+        eps = rollout(pool, ExpertPolicy(), tasks, "alfworld", flags, library, max_steps=150)
+    summary = summarize(eps)
+    for label in ("skills_on", "skills_off"):
+        assert summary[label]["success"] == 1.0 and summary[label]["invalid_rate"] == 0.0
+        assert set(summary[label]["success_per_type"]) == set(TASK_TYPES)
+        assert summary[label]["env_seconds_per_step"] > 0 and summary[label]["model_seconds_per_step"] >= 0
+    on = [e for e in eps if e.skills]
+    assert all("Skills that help" in t.prompt for e in on for t in e.turns)
+    assert all("Skills that help" not in t.prompt for e in eps if not e.skills for t in e.turns)
+    assert all(e.reward == 10.0 for e in eps)
+
+
+def test_shop_rollouts_expert_beats_random():
+    products = make_catalogue(600, seed=0)
+    envs = LocalEnvs([ShopEnv(products, split="valid", n_goals=20, expert=True) for _ in range(2)])
+    tasks = [{"game": g} for g in range(20)]
+    expert = summarize(rollout(envs, ExpertPolicy(), tasks, "shop", max_steps=15))["skills_off"]
+    rand = summarize(rollout(envs, RandomPolicy(0), tasks, "shop", max_steps=15))["skills_off"]
+    assert expert["success"] == 1.0 and expert["score"] == 1.0
+    assert rand["score"] < expert["score"] and rand["success"] < 0.5
+
+
+def test_turn_samples_mask_only_the_response(alfworld_games):
+    _, folders, _ = alfworld_games
+    envs = LocalEnvs([AlfworldEnv(folders, max_steps=3, expert=True)])
+    eps = rollout(envs, ExpertPolicy(), [{"game": 1}], "alfworld", max_steps=3)
+    encode = lambda s: [ord(c) for c in s]  # a character-level tokenizer
+    samples = turn_samples(eps, encode)
+    assert len(samples) == len(eps[0].turns) == 3
+    for s, turn in zip(samples, eps[0].turns):
+        n = len(turn.response)
+        assert s["input_ids"][-n:] == encode(turn.response) and s["loss_mask"] == [0] * len(turn.prompt) + [1] * n
