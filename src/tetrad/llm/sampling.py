@@ -1,0 +1,136 @@
+"""Batched sampling with a KV cache (Hugging Face `generate`), returned as padded tensors that the
+log-prob and update code consume directly.
+
+Responses of one prompt are contiguous rows (`group_size` of them), the layout GRPO groups by.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from tetrad.core.config import Config
+from tetrad.core.errors import UserError
+
+
+class SamplingParams(Config):
+    """`temperature=0` is greedy decoding. `stop` strings end a response (the stop string is kept in
+    the text and the tokens; what follows is discarded)."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 16
+    stop: list[str] = []
+
+
+@dataclass
+class Rollouts:
+    """`prompt_ids`/`prompt_mask`: [B, P], left-padded. `response_ids`/`response_mask`: [B, T],
+    right-padded; the mask covers the response up to and including its end-of-sequence token."""
+
+    prompt_ids: torch.Tensor
+    prompt_mask: torch.Tensor
+    response_ids: torch.Tensor
+    response_mask: torch.Tensor
+    texts: list[str]
+    group_size: int = 1
+    extras: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def select(self, rows: torch.Tensor | list[int], group_size: int | None = None) -> "Rollouts":
+        rows = torch.as_tensor(rows, dtype=torch.long)
+        return Rollouts(self.prompt_ids[rows], self.prompt_mask[rows], self.response_ids[rows],
+                        self.response_mask[rows], [self.texts[i] for i in rows.tolist()],
+                        self.group_size if group_size is None else group_size)
+
+    def first_of_each_group(self, m: int) -> "Rollouts":
+        """The first `m` responses of every group (TTRL trains on the first M of N)."""
+        if not 1 <= m <= self.group_size:
+            raise UserError(f"cannot keep the first {m} of {self.group_size} responses per prompt")
+        n_groups = len(self) // self.group_size
+        rows = [g * self.group_size + j for g in range(n_groups) for j in range(m)]
+        return self.select(rows, group_size=m)
+
+
+def format_prompts(tokenizer, prompts: list[str], chat: bool) -> list[str]:
+    """Apply the model's chat template (a single user turn) when asked and the model has one."""
+    if chat and getattr(tokenizer, "chat_template", None):
+        return [tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True,
+                                              tokenize=False) for p in prompts]
+    return list(prompts)
+
+
+@torch.no_grad()
+def sample(model, tokenizer, prompts: list[str], n: int, params: SamplingParams, *, chat: bool = False,
+           device: torch.device | str = "cpu") -> Rollouts:
+    """`n` responses for each prompt (rows `i*n .. i*n+n-1` belong to prompt `i`).
+
+    Randomness comes from torch's global generator, which the recipe seeds and checkpoints.
+    """
+    if not prompts:
+        raise UserError("no prompts to sample from")
+    if n < 1:
+        raise UserError(f"need at least one sample per prompt (got {n})")
+    texts = format_prompts(tokenizer, prompts, chat)
+    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not chat)
+    prompt_ids = enc["input_ids"].repeat_interleave(n, 0).to(device)
+    prompt_mask = enc["attention_mask"].repeat_interleave(n, 0).to(device)
+    greedy = params.temperature <= 0
+    kwargs = dict(do_sample=not greedy, max_new_tokens=params.max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                  eos_token_id=tokenizer.eos_token_id, top_k=0)
+    if not greedy:
+        kwargs.update(temperature=params.temperature, top_p=params.top_p)
+    if params.stop:
+        kwargs.update(stopping_criteria=[_StopStrings(tokenizer, params.stop, prompt_ids.shape[1])])
+    was_training = model.training
+    model.eval()
+    out = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, **kwargs)
+    model.train(was_training)
+    response_ids = out[:, prompt_ids.shape[1]:]
+    response_mask, texts = _mask_and_texts(tokenizer, response_ids, params.stop)
+    response_ids = torch.where(response_mask.bool(), response_ids, tokenizer.pad_token_id)
+    return Rollouts(prompt_ids, prompt_mask, response_ids, response_mask, texts, group_size=n)
+
+
+class _StopStrings:
+    """Stops a row once its decoded response contains a stop string (HF's own `stop_strings` needs
+    a tokenizer with a byte-level vocabulary; this works for any tokenizer)."""
+
+    def __init__(self, tokenizer, stop: list[str], prompt_len: int):
+        self.tokenizer, self.stop, self.prompt_len = tokenizer, stop, prompt_len
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_len:], skip_special_tokens=True)
+        return torch.tensor([any(s in t for s in self.stop) for t in texts], device=input_ids.device)
+
+
+def _mask_and_texts(tokenizer, response_ids: torch.Tensor, stop: list[str]) -> tuple[torch.Tensor, list[str]]:
+    """Mask each row up to its first EOS (inclusive) or through the token that completes a stop string."""
+    eos = tokenizer.eos_token_id
+    mask = torch.zeros_like(response_ids)
+    texts = []
+    for i, row in enumerate(response_ids.tolist()):
+        end = row.index(eos) + 1 if eos in row else len(row)
+        text = tokenizer.decode(row[:end], skip_special_tokens=True)
+        cut = _stop_cut(text, stop)
+        if cut is not None:  # keep only the tokens needed to spell the text through the stop string
+            text = text[:cut]
+            for j in range(1, end + 1):
+                if len(tokenizer.decode(row[:j], skip_special_tokens=True)) >= cut:
+                    end = j
+                    break
+        elif eos not in row:  # ran out of tokens: also drop pad tokens generate wrote after a stop
+            pad = tokenizer.pad_token_id
+            while end > 0 and row[end - 1] == pad and pad != eos:
+                end -= 1
+        mask[i, :end] = 1
+        texts.append(text)
+    return mask, texts
+
+
+def _stop_cut(text: str, stop: list[str]) -> int | None:
+    hits = [text.find(s) + len(s) for s in stop if s and s in text]
+    return min(hits) if hits else None
