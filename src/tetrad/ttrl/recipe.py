@@ -1,0 +1,189 @@
+"""`tetrad ttrl run`: base evaluation, then TTRL or TTRL-Guard (by config) on the unlabeled test set.
+
+Each step takes `batch_prompts` problems (a seeded permutation per epoch), samples N responses per
+problem, majority-votes the pseudo-label, rewards agreement, and takes a GRPO step on the first M
+responses of each problem; the guard, when enabled, is an advantage hook. The ground truth goes
+only to the tracker and the evaluation, both outside the training path; evaluation samples under a
+forked RNG so that it never moves the training run's random stream. Resumable (`resume=true`).
+Under torchrun every process samples the full batch (same seed, same samples) and the update is
+sharded over processes.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tetrad.core.config import RunConfig
+from tetrad.core.distributed import cleanup, init_distributed, is_main
+from tetrad.core.errors import UserError
+from tetrad.core.progress import progress
+from tetrad.core.rundir import RunDir
+from tetrad.core.seeding import seed_everything
+from tetrad.data.parquet import write_parquet
+from tetrad.llm.models import ModelSpec, load_policy
+from tetrad.llm.sampling import SamplingParams, sample
+from tetrad.llm.update import PolicyUpdater, UpdateConfig
+from tetrad.ttrl.answers import extract_answer, normalise
+from tetrad.ttrl.evaluation import evaluate, spread
+from tetrad.ttrl.guard import GuardConfig, TTRLGuard
+from tetrad.ttrl.pretrain import PretrainConfig, model_dir, pretrain
+from tetrad.ttrl.tasks import TaskConfig, TaskSet, load_tasks
+from tetrad.ttrl.tracking import ProblemTracker, category_counts, flip_rate, plot_tracking, problems_table
+from tetrad.ttrl.voting import rewards, vote
+
+
+class TTRLConfig(RunConfig):
+    name: str = "ttrl"
+    model: ModelSpec | None = None  # None: the `pretrain` section's base policy (trained once, cached)
+    pretrain: PretrainConfig = PretrainConfig()
+    tasks: TaskConfig = TaskConfig()
+    chat: bool = False  # wrap prompts in the model's chat template
+    n_samples: int = 16  # N: votes per problem
+    n_train: int = 8  # M: responses per problem the update trains on (the first M of N)
+    batch_prompts: int = 8
+    epochs: int = 10  # passes over the test set
+    train_sampling: SamplingParams = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=6)
+    eval_sampling: SamplingParams = SamplingParams(temperature=0.6, top_p=0.95, max_new_tokens=6)
+    eval_samples: int = 16  # k for mean@k (pass@1) and maj@k
+    eval_every: int = 0  # steps between evaluations (0: only before and after training)
+    update: UpdateConfig = UpdateConfig(lr=1e-4, warmup_ratio=0.03, kl_coef=0.0, micro_batch=64)
+    guard: GuardConfig = GuardConfig()
+    checkpoint_every: int = 10
+    evaluate: bool = True  # False: no ground truth is read at all (what a real test-time user has)
+
+
+def resolve_model(cfg: TTRLConfig) -> ModelSpec:
+    if cfg.model is not None:
+        return cfg.model
+    pre = cfg.pretrain.model_copy(update={"root": cfg.root})
+    if not (model_dir(pre) / "config.json").is_file():
+        if not is_main():
+            raise UserError("train the base policy first (tetrad ttrl pretrain) before running under torchrun")
+        pretrain(pre)
+    return ModelSpec(kind="hf", path=str(model_dir(pre)))
+
+
+def check(cfg: TTRLConfig) -> None:
+    if cfg.n_train > cfg.n_samples:
+        raise UserError(f"n_train (M={cfg.n_train}) must not exceed n_samples (N={cfg.n_samples})")
+    if min(cfg.n_train, cfg.batch_prompts, cfg.epochs, cfg.eval_samples) < 1:
+        raise UserError("n_train, batch_prompts, epochs and eval_samples must be at least 1")
+
+
+def run_ttrl(cfg: TTRLConfig, tasks: TaskSet | None = None, truths: dict[str, str] | None | bool = True) -> dict:
+    """Run TTRL. `tasks` overrides the config's task set; `truths=None` runs without any ground truth
+    (no tracking of correctness, no evaluation), a dict supplies them explicitly (tests permute them)."""
+    check(cfg)
+    info = init_distributed()
+    tasks = tasks if tasks is not None else load_tasks(cfg.tasks)
+    if truths is True:
+        truths = tasks.truth_of() if cfg.evaluate else None
+    spec = resolve_model(cfg)
+    seed_everything(cfg.seed)
+    model, tok = load_policy(spec)
+    model.to(info.device)
+    steps_per_epoch = math.ceil(len(tasks) / cfg.batch_prompts)
+    total = steps_per_epoch * cfg.epochs
+    guard = TTRLGuard(cfg.guard.model_copy(update={"seed": cfg.guard.seed + cfg.seed}))
+    updater = PolicyUpdater(model, cfg.update.model_copy(update={"total_steps": total}), hooks=[guard])
+    run = RunDir("ttrl", cfg)
+    tracker = ProblemTracker(truths)
+    start, evals = 0, []
+    if cfg.resume and run.checkpointer.latest() is not None:
+        ck = run.checkpointer.load(**updater.state_dict_parts())
+        start = ck["step"]
+        guard.load_state_dict(ck["state"]["guard"])
+        tracker.load_state_dict(ck["state"]["tracker"])
+        evals = list(ck["state"]["evals"])
+        run.rewind(start)
+    eval_task = _eval_subset(tasks, truths)
+    if start == 0 and eval_task is not None:
+        evals.append(_evaluate(updater.policy, tok, eval_task, cfg, 0))
+        run.log(0, _public(evals[-1]))
+    for step in progress(range(start + 1, total + 1), desc="ttrl"):
+        epoch, k = divmod(step - 1, steps_per_epoch)
+        order = torch.randperm(len(tasks), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
+        idx = order[k * cfg.batch_prompts:(k + 1) * cfg.batch_prompts].tolist()
+        ids, prompts = [tasks.ids[i] for i in idx], [tasks.prompts[i] for i in idx]
+        r = sample(updater.policy, tok, prompts, cfg.n_samples, cfg.train_sampling, chat=cfg.chat,
+                   device=info.device)
+        answers = [normalise(extract_answer(t)) for t in r.texts]
+        groups = [answers[g * cfg.n_samples:(g + 1) * cfg.n_samples] for g in range(len(idx))]
+        votes = [vote(a) for a in groups]
+        train = r.first_of_each_group(cfg.n_train)
+        reward = torch.cat([rewards(a[:cfg.n_train], v.label) for a, v in zip(groups, votes)])
+        context = {"prompt_ids": ids, "votes": votes, "answers": [a[:cfg.n_train] for a in groups]}
+        stats = updater.step(train, reward, context)
+        visits = [tracker.record(step, pid, v, a) for pid, v, a in zip(ids, votes, groups)]
+        metrics = {**stats, **(guard.last_stats if cfg.guard.enabled else {}),
+                   "flip_rate": flip_rate(visits), "majority_ratio": float(np.mean([v.ratio for v in votes])),
+                   "reward": float(reward.mean()), "epoch": epoch}
+        if truths is not None:
+            metrics["label_accuracy"] = float(np.mean([row["label_correct"] for row in visits]))
+            metrics["true_share"] = float(np.mean([row["true_share"] for row in visits]))
+        if eval_task is not None and (step == total or (cfg.eval_every and step % cfg.eval_every == 0)):
+            evals.append(_evaluate(updater.policy, tok, eval_task, cfg, step))
+            metrics.update(_public(evals[-1]))
+        run.log(step, metrics)
+        if step % cfg.checkpoint_every == 0 or step == total:
+            run.checkpointer.save(step, **updater.state_dict_parts(),
+                                  state={"guard": guard.state_dict(), "tracker": tracker.state_dict(),
+                                         "evals": evals})
+    summary = _finish(run, cfg, tracker, evals, updater)
+    run.close()
+    cleanup()
+    return summary
+
+
+def _eval_subset(tasks: TaskSet, truths: dict[str, str] | None) -> TaskSet | None:
+    if truths is None:
+        return None
+    return TaskSet(tasks.ids, tasks.prompts, [truths[i] for i in tasks.ids], tasks.name)
+
+
+def _evaluate(model, tok, tasks: TaskSet, cfg: TTRLConfig, step: int) -> dict:
+    """Evaluation under a forked, step-seeded RNG: identical whatever the truths, and invisible to training."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed * 7919 + step)
+        ev = evaluate(model, tok, tasks, cfg.eval_samples, cfg.eval_sampling, cfg.chat,
+                      device=next(model.parameters()).device)
+    return {"step": step, "pass@1": ev["pass@1"], f"maj@{cfg.eval_samples}": ev[f"maj@{cfg.eval_samples}"],
+            "per_problem": ev["per_problem"].tolist()}
+
+
+def _public(ev: dict) -> dict:
+    return {f"eval/{k}": v for k, v in ev.items() if k not in ("step", "per_problem")}
+
+
+def _finish(run: RunDir, cfg: TTRLConfig, tracker: ProblemTracker, evals: list[dict], updater) -> dict:
+    visits = tracker.visits()
+    problems = problems_table(visits)
+    summary: dict = {"steps": int(visits["step"].max()), "problems": len(problems)}
+    fr = visits[visits["visit"] > 1].groupby("step")["flipped"].mean()
+    if len(fr):
+        summary.update(flip_rate_peak=float(fr.max()), flip_rate_peak_step=int(fr.idxmax()),
+                       flip_rate_last=float(fr.iloc[-1]))
+    if evals:
+        base, final = evals[0], evals[-1]
+        k = cfg.eval_samples
+        summary.update({"base_pass@1": base["pass@1"], f"base_maj@{k}": base[f"maj@{k}"],
+                        "pass@1": final["pass@1"], f"maj@{k}": final[f"maj@{k}"], **spread(np.array(base["per_problem"]))})
+        problems["base_accuracy"] = base["per_problem"]
+        problems["final_accuracy"] = final["per_problem"]
+    if "label_correct" in visits:
+        last_epoch = visits[visits["step"] > visits["step"].max() - math.ceil(len(problems) / cfg.batch_prompts)]
+        summary["label_accuracy_last_epoch"] = float(last_epoch["label_correct"].mean())
+        summary.update({f"n_{c}": n for c, n in category_counts(problems).items()})
+        w = problems["extinction_window"].dropna()
+        summary["extinction_window_median"] = float(w.median()) if len(w) else float("nan")
+        summary["extinct_problems"] = int(problems["extinct_step"].notna().sum())
+    if is_main():
+        write_parquet(problems, run.path / "problems.parquet")
+        write_parquet(visits, run.path / "visits.parquet")
+        plot_tracking(fr.index.tolist(), fr.tolist(), problems, run.plots)
+    run.write_summary(summary)
+    return summary

@@ -1,0 +1,100 @@
+import json
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tetrad.core.errors import UserError
+from tetrad.ttrl.answers import answers_equal, extract_answer, last_boxed, normalise
+from tetrad.ttrl.tasks import TaskConfig, load_benchmark, load_tasks, reasoning_gym_tasks
+from tetrad.ttrl.voting import rewards, vote
+
+
+@pytest.mark.parametrize("text, answer", [
+    ("so the total is \\boxed{\\frac{1}{2}}.", "\\frac{1}{2}"),
+    ("first \\boxed{3} then \\boxed{x^{2}+1}", "x^{2}+1"),  # the last box, nested braces
+    ("\\boxed 7 is it", "7"),
+    ("The answer is 42.", "42"),
+    ("12 + 3 = 15", "15"),  # plain: the last number
+    ("-4", "-4"),
+    ("no digits here", None),
+    ("\\boxed{", None),
+    ("", None),
+])
+def test_extraction(text, answer):
+    assert extract_answer(text) == answer
+
+
+@pytest.mark.parametrize("a, b", [("025", "25"), ("142.0", "142"), ("\\dfrac{14}{3}", "\\frac{14}{3}"),
+                                  ("$1,000$", "1000"), ("\\text{(C)}", "(C)"), ("-0", "0")])
+def test_normalised_equal_pairs(a, b):
+    assert normalise(a) == normalise(b) and answers_equal(a, b)
+
+
+def test_math_verify_path_and_non_equal():
+    assert answers_equal("\\frac{1}{2}", "0.5")
+    assert answers_equal("\\left( 3, \\frac{\\pi}{2} \\right)", "(3,\\frac{\\pi}{2})")
+    assert not answers_equal("3", "4") and not answers_equal("3", None) and not answers_equal(None, None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(), max_size=80) | st.from_regex(r"[\\{}boxed0-9a-z$ .,/-]{0,40}"))
+def test_extraction_and_normalisation_never_raise(text):
+    out = extract_answer(text)
+    assert out is None or isinstance(out, str)
+    n = normalise(out)
+    assert n is None or isinstance(n, str)
+    assert isinstance(last_boxed(text), (str, type(None)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=20), st.text(max_size=20))
+def test_equivalence_never_raises(a, b):
+    assert isinstance(answers_equal(a, b), bool)
+
+
+def test_vote_ratio_counts_answerless_samples():
+    v = vote(["5", None, "5", "6", None, None, "6", "5"])
+    assert v.label == "5" and v.ratio == 3 / 8 and v.counts[None] == 3 and v.n == 8
+    assert vote(["6", "5", "5", "6"]).label == "6"  # tie: first seen
+    none = vote([None, None])
+    assert none.label is None and none.ratio == 0.0
+    assert rewards(["5", None, "6"], "5").tolist() == [1.0, 0.0, 0.0]
+    assert rewards([None, None], None).tolist() == [0.0, 0.0]  # no label: nothing is rewarded
+
+
+def test_reasoning_gym_tasks_are_seeded_and_apart_from_truths():
+    a = reasoning_gym_tasks("chain_sum", 10, 7, {"min_terms": 2, "max_terms": 2})
+    b = reasoning_gym_tasks("chain_sum", 10, 7, {"min_terms": 2, "max_terms": 2})
+    assert a == b and len(a) == 10 and a.prompts[0].endswith(" =")
+    for prompt, truth in zip(a.prompts, a.truths):
+        assert eval(prompt.rstrip(" =")) == int(truth)  # the expression and its answer agree
+    assert reasoning_gym_tasks("chain_sum", 10, 8) != a
+    q = load_tasks(TaskConfig(size=3, prompt_style="question", suffix=" Answer:"))
+    assert q.prompts[0].startswith("State the final answer") and q.prompts[0].endswith(" Answer:")
+    with pytest.raises(UserError, match="no_such_task"):
+        reasoning_gym_tasks("no_such_task", 3, 0)
+
+
+def test_benchmark_files_and_bad_input(tmp_path):
+    good = tmp_path / "b.json"
+    good.write_text(json.dumps([{"prompt": "1+1?", "answer": "2", "source": "x", "id": "p0"},
+                                {"prompt": "2+2?", "answer": "4.0", "source": "x", "id": "p1"}]))
+    ts = load_benchmark(str(good))
+    assert ts.ids == ["p0", "p1"] and ts.truths == ["2", "4.0"] and ts.prompts[1] == "2+2?"
+    assert len(load_benchmark(str(good), size=1)) == 1
+    missing = tmp_path / "m.json"
+    missing.write_text(json.dumps([{"prompt": "1+1?", "id": "p0"}]))
+    with pytest.raises(UserError, match="lacks the field 'answer'"):
+        load_benchmark(str(missing))
+    empty = tmp_path / "e.json"
+    empty.write_text("[]")
+    with pytest.raises(UserError, match="non-empty"):
+        load_benchmark(str(empty))
+    broken = tmp_path / "x.json"
+    broken.write_text("[{")
+    with pytest.raises(UserError, match="not valid JSON"):
+        load_benchmark(str(broken))
+    with pytest.raises(UserError, match="not found"):
+        load_benchmark(str(tmp_path / "nope.json"))

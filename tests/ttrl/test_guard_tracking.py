@@ -1,0 +1,125 @@
+import math
+from collections import Counter
+
+import pandas as pd
+import pytest
+import torch
+
+from tetrad.llm.grpo import group_advantages
+from tetrad.ttrl.guard import GuardConfig, PromptState, TTRLGuard, frs_weight, is_high_risk, mps_bonus, observe
+from tetrad.ttrl.tracking import ProblemTracker, categorise, extinction_window, flip_rate, problems_table
+from tetrad.ttrl.voting import vote
+
+CFG = GuardConfig(frs=True, mps=True, rcsu=True)
+
+
+def visited(labels_mrs, cfg=CFG):
+    st, frs = PromptState(), []
+    for label, mr in labels_mrs:
+        frs.append(observe(st, label, mr, cfg))
+    return st, frs
+
+
+def test_flip_rate_per_prompt():
+    st, frs = visited([("5", 0.5), ("5", 0.6), ("6", 0.4), (None, 0.0), (None, 0.0)])
+    assert frs == [0, 0, 1, 1, 0] and st.ever_flipped and st.visits == 5 and st.visits_since_flip == 1
+
+
+def test_frs_by_hand():
+    st, frs = visited([("5", 0.8), ("6", 0.7)])
+    assert frs_weight(frs[-1], 0.7, st, CFG) == pytest.approx(0.5 * 0.7)  # flipped, confident: both penalties
+    st, frs = visited([("6", 0.4), ("5", 0.5)])
+    assert frs_weight(frs[-1], 0.5, st, CFG) == pytest.approx(0.5)  # flipped, MR below tau_mr
+    st, frs = visited([("5", 0.8)] * 5)
+    assert frs_weight(0.0, 0.8, st, CFG) == pytest.approx(1 - 0.3 / 2)  # never flipped, windowed MR high
+    st, frs = visited([("5", 0.8)] * 4)
+    assert frs_weight(0.0, 0.8, st, CFG) == 1.0  # fewer than W visits
+    harsh = GuardConfig(lambda1=0.95, lambda2=0.9)
+    st, frs = visited([("5", 0.9), ("6", 0.9)], harsh)
+    assert frs_weight(1.0, 0.9, st, harsh) == 0.1  # the floor
+    low = GuardConfig(frs_direction="low_fr")
+    st, _ = visited([("5", 0.5)], low)
+    assert frs_weight(0.0, 0.5, st, low) == pytest.approx(0.5)  # the abstract's direction
+
+
+def test_mps_bonus_by_hand():
+    counts = Counter({"5": 4, "6": 2, "7": 1, None: 1})  # N = 8: minorities need >= 2 votes
+    adv = group_advantages(torch.tensor([1.0, 0, 0, 0]), 4)
+    mean_abs = float(adv.abs().mean())
+    bonus = mps_bonus(["5", "6", None, "7"], counts, "5", 8, 1.0, mean_abs, CFG)
+    b6 = 0.3 * 2 / 2 * mean_abs
+    assert torch.allclose(bonus, torch.tensor([0.0, b6, 0.05 * b6, 0.0]))
+    two = mps_bonus(["6", "7"], Counter({"5": 4, "6": 2, "7": 2}), "5", 8, 0.15, 1.0, CFG)
+    assert torch.allclose(two, torch.tensor([0.15 * 0.5, 0.15 * 0.5]))  # beta = 0.3 * 0.15 / 0.3, split by count
+    assert not mps_bonus(["6"], Counter({"5": 7, "6": 1}), "5", 8, 1.0, 1.0, CFG).any()  # 1 < 8 // 4
+
+
+def hook(guard, ids, votes, answers, adv):
+    return guard(adv, None, {"prompt_ids": ids, "votes": votes, "answers": answers})
+
+
+def test_mps_fires_on_a_flip_and_stays_active_until_steady():
+    guard = TTRLGuard(GuardConfig(mps=True))
+    first = ["4", "4", "4", "4", "4", "6", "6", "6"]
+    answers = ["5", "5", "5", "5", "5", "6", "6", "6"]
+    adv = group_advantages(torch.tensor([1.0, 1, 1, 1, 1, 0, 0, 0]), 8)
+    assert torch.equal(hook(guard, ["p"], [vote(first)], [first], adv), adv)  # first visit: no flip
+    out = hook(guard, ["p"], [vote(answers)], [answers], adv)  # label 4 -> 5: flip, "6" has 3 >= 2 votes
+    bonus = 0.3 * float(adv.abs().mean())
+    assert torch.allclose(out, adv + torch.tensor([0.0] * 5 + [bonus] * 3)) and guard.last_stats["guard/mps_fired"] == 1
+    actives = []
+    for _ in range(4):
+        hook(guard, ["p"], [vote(answers)], [answers], adv)
+        actives.append(guard.prompts["p"].mps_active)
+    assert actives == [True, True, False, False]
+
+
+def test_rcsu_skips_high_risk_prompts_up_to_the_cap_and_resumes_its_draws():
+    cfg = GuardConfig(rcsu=True, rcsu_p_skip=1.0)
+    risky = PromptState(last_label="5", mr_history=[0.9] * 5, ever_flipped=True, visits=5)
+    assert is_high_risk(risky, cfg) and not is_high_risk(PromptState(**{**risky.__dict__, "ever_flipped": False}), cfg)
+    ids = [f"p{i}" for i in range(8)]
+    votes = [vote(["5"] * 9 + ["6"])] * 8
+    adv = torch.arange(1.0, 17.0)
+    guard = TTRLGuard(cfg)
+    guard.prompts = {i: PromptState(**{**risky.__dict__, "mr_history": list(risky.mr_history)}) for i in ids}
+    out = hook(guard, ids, votes, [["5", "5"]] * 8, adv).view(8, 2)
+    assert (out[:2] == 0).all() and torch.equal(out[2:], adv.view(8, 2)[2:])  # floor(0.25 * 8) = 2 skips
+    half = GuardConfig(rcsu=True, rcsu_p_skip=0.5, seed=3)
+    a, b = TTRLGuard(half), TTRLGuard(half)
+    for g in (a, b):
+        g.prompts = {i: PromptState(**{**risky.__dict__, "mr_history": list(risky.mr_history)}) for i in ids}
+    hook(a, ids, votes, [["5", "5"]] * 8, adv)
+    b.load_state_dict(a.state_dict())  # a resumed guard draws what the original draws next
+    assert [torch.equal(hook(a, ids, votes, [["5", "5"]] * 8, adv), hook(b, ids, votes, [["5", "5"]] * 8, adv))
+            for _ in range(5)] == [True] * 5
+
+
+def test_disabled_guard_is_the_identity():
+    adv = torch.randn(8)
+    assert hook(TTRLGuard(GuardConfig()), ["a", "b"], [vote(["1"] * 4)] * 2, [["1"] * 4] * 2, adv) is adv
+
+
+def test_tracking_categories_flip_rate_and_extinction_window():
+    tr = ProblemTracker({"a": "5", "b": "7"})
+    # labels 5, 5, 6, 6 (right -> wrong); the true answer is last sampled at step 3
+    samples_a = [["5", "5", "6", "6"], ["5", "5", "5", "6"], ["6", "6", "5", "6"], ["6", "6", "6", "6"]]
+    rows = []
+    for step, answers in enumerate(samples_a, start=1):
+        rows.append(tr.record(step, "a", vote(answers), answers))
+        tr.record(step, "b", vote(["3", "7"]), ["3", "7"])  # label 3: always wrong, never flips
+    assert [r["flipped"] for r in rows] == [False, False, True, False]
+    assert [r["label_correct"] for r in rows] == [True, True, False, False]
+    assert rows[2]["true_share"] == 0.25
+    problems = problems_table(tr.visits()).set_index("problem_id")
+    assert problems.loc["a", "category"] == "degraded" and problems.loc["b", "category"] == "always_wrong"
+    # last step the truth held the vote: 2; the truth is never sampled again from step 4: window 2
+    assert problems.loc["a", "extinction_window"] == 2.0 and math.isnan(problems.loc["b", "extinction_window"])
+    assert flip_rate([{"visit": 1, "flipped": False}, {"visit": 2, "flipped": True}, {"visit": 3, "flipped": False}]) == 0.5
+    assert [categorise(1, 1), categorise(0, 1), categorise(1, 0), categorise(0, 0), categorise(0.5, 1)] == \
+        ["stable_right", "learned", "degraded", "always_wrong", "marginal"]
+    w = extinction_window([1, 2, 3], [False, False, False], [0.5, 0.0, 0.0])
+    assert math.isnan(w["extinction_window"]) and w["extinct_step"] == 2  # never held the vote
+    restored = ProblemTracker({"a": "5", "b": "7"})
+    restored.load_state_dict(tr.state_dict())
+    assert restored.record(5, "a", vote(["5"]), ["5"])["flipped"]  # remembers the last label (6)

@@ -1,0 +1,139 @@
+import json
+import random
+
+import pandas as pd
+import pytest
+import torch
+
+from tetrad.core.errors import UserError
+from tetrad.llm.models import ModelSpec
+from tetrad.llm.update import PolicyUpdater
+from tetrad.ttrl.guard import GuardConfig
+from tetrad.ttrl.pretrain import PretrainConfig, model_dir, pretrain
+from tetrad.ttrl.recipe import TTRLConfig, run_ttrl
+from tetrad.ttrl.tasks import TaskConfig, load_tasks
+
+TINY = ModelSpec(kind="tiny", hidden=32, layers=1, heads=2)
+TASKS = TaskConfig(size=8, seed=5, knobs={"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1})
+
+
+def config(tmp_path, name, **kw) -> TTRLConfig:
+    base = dict(root=str(tmp_path), name=name, model=TINY, tasks=TASKS, n_samples=4, n_train=2,
+                batch_prompts=4, epochs=2, eval_samples=2, checkpoint_every=2,
+                update={"lr": 3e-3, "micro_batch": 8, "warmup_ratio": 0.0})
+    base.update(kw)
+    return TTRLConfig(**base)
+
+
+def training_log(tmp_path, name):
+    """What training did: the per-step records without the analysis-only keys (truth-dependent)."""
+    rows = [json.loads(line) for line in (tmp_path / "ttrl" / name / "metrics.jsonl").read_text().splitlines()]
+    drop = ("label_accuracy", "true_share")
+    return [{k: v for k, v in r.items() if k not in drop and not k.startswith("eval/")} for r in rows if r["step"] > 0]
+
+
+def final_params(tmp_path, name):
+    ck = sorted((tmp_path / "ttrl" / name / "checkpoints").iterdir())[-1]
+    return torch.load(ck, weights_only=True)["model"]
+
+
+def same_params(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_ground_truth_never_reaches_training(tmp_path):
+    tasks = load_tasks(TASKS)
+    run_ttrl(config(tmp_path, "truth"), tasks)
+    shuffled = list(tasks.truths)
+    random.Random(0).shuffle(shuffled)
+    permuted = {i: t for i, t in zip(tasks.ids, shuffled)}
+    assert permuted != tasks.truth_of()
+    run_ttrl(config(tmp_path, "permuted"), tasks, truths=permuted)
+    run_ttrl(config(tmp_path, "none"), tasks, truths=None)
+    ref = final_params(tmp_path, "truth")
+    assert same_params(ref, final_params(tmp_path, "permuted")) and same_params(ref, final_params(tmp_path, "none"))
+    log = training_log(tmp_path, "truth")
+    assert log == training_log(tmp_path, "permuted") == training_log(tmp_path, "none")
+    assert any(r["loss"] != 0 for r in log)  # training did move the policy
+
+
+def test_run_writes_tracking_outputs_and_summary(tmp_path):
+    summary = run_ttrl(config(tmp_path, "out", epochs=3))
+    path = tmp_path / "ttrl" / "out"
+    problems = pd.read_parquet(path / "problems.parquet")
+    visits = pd.read_parquet(path / "visits.parquet")
+    assert len(problems) == 8 and (problems["visits"] == 3).all() and len(visits) == 24
+    assert set(problems["category"]) <= {"stable_right", "learned", "degraded", "always_wrong", "marginal"}
+    assert sum(summary[f"n_{c}"] for c in ("stable_right", "learned", "degraded", "always_wrong", "marginal")) == 8
+    assert {"flip_rate.png", "categories.png", "extinction_windows.png"} <= {p.name for p in (path / "plots").iterdir()}
+    metrics = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+    assert metrics[0]["step"] == 0 and "eval/pass@1" in metrics[0] and "eval/pass@1" in metrics[-1]
+    assert 0 <= summary["pass@1"] <= 1 and summary["steps"] == 6
+
+
+def test_guard_changes_the_update_and_a_neutral_guard_is_plain_ttrl_bit_for_bit(tmp_path):
+    run_ttrl(config(tmp_path, "plain", epochs=4))
+    # FRS with no penalties multiplies every advantage by exactly 1: the guard's bookkeeping alone
+    # must leave the run untouched
+    run_ttrl(config(tmp_path, "neutral", epochs=4, guard=GuardConfig(frs=True, lambda1=0.0, lambda2=0.0)))
+    run_ttrl(config(tmp_path, "guarded", epochs=4, guard=GuardConfig(frs=True, mps=True, rcsu=True, rcsu_p_skip=1.0,
+                                                                        rcsu_theta_mr=0.0, window=2)))
+    plain = final_params(tmp_path, "plain")
+    assert same_params(plain, final_params(tmp_path, "neutral"))
+    assert not same_params(plain, final_params(tmp_path, "guarded"))
+    guarded = [json.loads(line) for line in (tmp_path / "ttrl/guarded/metrics.jsonl").read_text().splitlines()]
+    assert sum(r.get("guard/rcsu_skipped", 0) for r in guarded) > 0
+
+
+def test_mps_fires_on_votes_the_recipe_computes(tmp_path):
+    run_ttrl(config(tmp_path, "mps", epochs=4, guard=GuardConfig(mps=True)))
+    rows = [json.loads(line) for line in (tmp_path / "ttrl/mps/metrics.jsonl").read_text().splitlines()]
+    assert sum(r.get("guard/mps_fired", 0) for r in rows) > 0
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
+    run_ttrl(config(tmp_path, "whole", guard=GuardConfig(frs=True, mps=True, rcsu=True)))
+    real_step, calls = PolicyUpdater.step, []
+
+    def crashing(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 4:  # checkpoint written after step 2
+            raise RuntimeError("interrupted")
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(PolicyUpdater, "step", crashing)
+    with pytest.raises(RuntimeError):
+        run_ttrl(config(tmp_path, "cut", guard=GuardConfig(frs=True, mps=True, rcsu=True)))
+    monkeypatch.setattr(PolicyUpdater, "step", real_step)
+    run_ttrl(config(tmp_path, "cut", resume=True, guard=GuardConfig(frs=True, mps=True, rcsu=True)))
+    assert same_params(final_params(tmp_path, "whole"), final_params(tmp_path, "cut"))
+    assert training_log(tmp_path, "whole") == training_log(tmp_path, "cut")
+    assert pd.read_parquet(tmp_path / "ttrl/cut/visits.parquet").equals(
+        pd.read_parquet(tmp_path / "ttrl/whole/visits.parquet"))
+
+
+def test_bad_input_is_one_clear_error(tmp_path):
+    with pytest.raises(UserError, match="must not exceed"):
+        run_ttrl(config(tmp_path, "nm", n_samples=2, n_train=4))
+    with pytest.raises(UserError, match="model directory not found"):
+        run_ttrl(config(tmp_path, "nomodel", model=ModelSpec(kind="hf", path=str(tmp_path / "missing"))))
+    with pytest.raises(UserError, match="benchmark file not found"):
+        run_ttrl(config(tmp_path, "nofile", tasks=TaskConfig(source="benchmark", path=str(tmp_path / "x.json"))))
+    with pytest.raises(UserError, match="at least 1"):
+        run_ttrl(config(tmp_path, "empty", tasks=TaskConfig(size=0)))
+
+
+def test_pretrain_learns_saves_and_is_reused(tmp_path):
+    cfg = PretrainConfig(root=str(tmp_path), model=TINY, tasks=TASKS, train_size=500, steps=40, batch_size=32,
+                         eval_samples=4)
+    summary = pretrain(cfg)
+    assert abs(summary["share_above_50"] + summary["share_10_to_50"] + summary["share_below_10"] - 1) < 1e-9
+    assert len(summary["per_problem_accuracy"]) == 8
+    log = [json.loads(line) for line in (tmp_path / "ttrl/pretrain/metrics.jsonl").read_text().splitlines()]
+    assert log[-1]["loss"] < log[0]["loss"]
+    weights = next(model_dir(cfg).glob("*.safetensors"))
+    stamp = weights.stat().st_mtime_ns
+    assert pretrain(cfg) == summary and weights.stat().st_mtime_ns == stamp  # cached, not retrained
+    # a TTRL run without a model section uses (and does not retrain) that base policy
+    run_ttrl(config(tmp_path, "on_base", model=None, pretrain=cfg, epochs=1))
+    assert weights.stat().st_mtime_ns == stamp
