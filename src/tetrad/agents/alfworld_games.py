@@ -297,14 +297,14 @@ def split_seed(seed: int, split: str) -> int:
 
 
 def make_games(out: str | Path, n: int, split: str = "train", seed: int = 0,
-               task_types: list[str] | tuple[str, ...] = TASK_TYPES, verify_steps: int = 150,
+               task_types: list[str] | tuple[str, ...] = TASK_TYPES, verify_steps: int = 50,
                stats: dict | None = None) -> list[Path]:
     """Write `n` games (task types in turn) under `out/<split>/<task_type>-<index>/`.
 
-    With `verify_steps > 0` each game is played by ALFWorld's handcoded expert in the real
-    engine and resampled until the expert wins within that many steps, as ALFWorld keeps only
-    games its solvability check passes (the expert is weakest at pick-two tasks in large
-    kitchens). `stats`, when given, receives the number of rejected samples per task type.
+    With `verify_steps > 0` (default 50, ALFWorld's episode limit) each game is played by
+    ALFWorld's handcoded expert in the real engine and resampled until the expert wins within
+    that many steps, as ALFWorld keeps only games its solvability check passes (the expert
+    searches receptacle by receptacle, so large kitchens and pick-two tasks fail most often). `stats`, when given, receives the number of rejected samples per task type.
     """
     if split not in SPLITS:
         raise UserError(f"unknown split '{split}' (known: {', '.join(SPLITS)})")

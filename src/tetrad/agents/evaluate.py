@@ -1,0 +1,117 @@
+"""`tetrad agents eval`: play a policy on ALFWorld games or the shop, with skills on, off or both.
+
+Writes `runs/agents/<name>/`: `config.yaml`, `episodes.jsonl` (every turn's prompt, response,
+action, validity and timings), `metrics.jsonl` (one record per skills condition) and
+`summary.json` (success per task type, score, invalid-action rate, seconds per step for the
+environment and the model). ALFWorld games come from `games=<folder>` (generated or a real
+ALFWorld data folder) or, when that is empty, are generated into the run directory.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import field_validator
+from tetrad.core.config import RunConfig
+from tetrad.core.errors import UserError
+from tetrad.core.io import atomic_write_text
+from tetrad.core.rundir import RunDir
+from tetrad.core.seeding import seed_everything
+
+POLICIES = ("expert", "random")
+LLM_POLICIES = ("bc", "smollm")
+
+
+class EvalConfig(RunConfig):
+    env: Literal["alfworld", "shop"] = "alfworld"
+    policy: str = "expert"
+    skills: Literal["on", "off", "both"] = "both"
+    skills_dir: str = ""  # empty: the library shipped with tetrad
+    games: str = ""  # ALFWorld game folder; empty: generate `n_games` of `split` into the run directory
+    split: str = "valid_seen"
+    n_games: int = 12  # games generated, or goals drawn from the shop
+    episodes: int = 0  # 0: one per game
+    task_types: list[str] = []  # empty: all six
+    max_steps: int = 50  # ALFWorld's limit; the shop uses 15
+    history_length: int = 2
+    invalid_penalty: float = 0.1
+    n_envs: int = 4
+    workers: int = 2  # 0: environments in this process
+    n_products: int = 2000
+    catalogue: str = ""  # a catalogue JSON from `tetrad agents make-catalogue`; empty: generate
+
+    @field_validator("skills", mode="before")
+    @classmethod
+    def _yaml_booleans(cls, v):  # YAML reads on/off as true/false
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
+
+
+def make_policy(name: str, seed: int):
+    from tetrad.agents.rollout import ExpertPolicy, RandomPolicy
+
+    if name == "expert":
+        return ExpertPolicy()
+    if name == "random":
+        return RandomPolicy(seed)
+    if name in LLM_POLICIES:
+        raise UserError(f"policy '{name}' needs the LLM engine (tetrad.llm), which this build does not have yet")
+    raise UserError(f"unknown policy '{name}' (known: {', '.join(POLICIES)})")
+
+
+def env_factory(cfg: EvalConfig, run_path: Path):
+    """A picklable constructor of one environment, and the number of distinct games/goals."""
+    if cfg.env == "alfworld":
+        from tetrad.agents.alfworld_env import AlfworldEnv, find_games
+        from tetrad.agents.alfworld_games import TASK_TYPES, make_games
+
+        types = cfg.task_types or list(TASK_TYPES)
+        if cfg.games:
+            folders = find_games(cfg.games, types)
+        else:
+            folders = make_games(run_path / "games", cfg.n_games, cfg.split, cfg.seed, types)
+        return functools.partial(AlfworldEnv, folders, max_steps=cfg.max_steps, expert=cfg.policy == "expert"), len(folders)
+    from tetrad.agents.shop import ShopEnv, load_catalogue, make_catalogue
+
+    products = load_catalogue(cfg.catalogue) if cfg.catalogue else make_catalogue(cfg.n_products, cfg.seed)
+    split = {"valid_seen": "valid", "valid_unseen": "test"}.get(cfg.split, cfg.split)
+    return functools.partial(ShopEnv, products, split=split, n_goals=cfg.n_games, max_steps=min(cfg.max_steps, 15),
+                             seed=cfg.seed, expert=cfg.policy == "expert"), cfg.n_games
+
+
+def evaluate(cfg: EvalConfig) -> dict:
+    from tetrad.agents.pool import EnvPool
+    from tetrad.agents.rollout import LocalEnvs, rollout, summarize
+    from tetrad.agents.skills import SkillLibrary
+
+    if cfg.n_games < 1 or cfg.n_envs < 1 or cfg.max_steps < 1:
+        raise UserError("n_games, n_envs and max_steps must be at least 1")
+    seed_everything(cfg.seed)
+    policy = make_policy(cfg.policy, cfg.seed)
+    library = SkillLibrary.load(cfg.skills_dir or None)
+    run = RunDir("agents", cfg, tensorboard=False)
+    make_env, n_games = env_factory(cfg, run.path)
+    n_episodes = cfg.episodes or n_games
+    tasks = [{"game": i % n_games, "seed": cfg.seed + i} for i in range(n_episodes)]
+    conditions = {"on": [True], "off": [False], "both": [True, False]}[cfg.skills]
+    envs = (EnvPool(make_env, cfg.n_envs, cfg.workers) if cfg.workers > 0
+            else LocalEnvs([make_env() for _ in range(cfg.n_envs)]))
+    episodes = []
+    try:
+        for flag in conditions:
+            episodes += rollout(envs, policy, tasks, cfg.env, flag, library, max_steps=cfg.max_steps,
+                                history_length=cfg.history_length, invalid_penalty=cfg.invalid_penalty)
+    finally:
+        if isinstance(envs, EnvPool):
+            envs.close()
+    summary = summarize(episodes)
+    atomic_write_text(run.path / "episodes.jsonl", "".join(json.dumps(e.to_dict()) + "\n" for e in episodes))
+    for step, label in enumerate(summary, start=1):
+        flat = {k: v for k, v in summary[label].items() if not isinstance(v, dict)}
+        run.log(step, {"condition": label, **flat})
+    summary = {"env": cfg.env, "policy": cfg.policy, **summary}
+    run.write_summary(summary)
+    run.close()
+    return summary
