@@ -1,8 +1,9 @@
 """MTmixAtt's building blocks: multi-mix attention, shared dense MoE, scenario-aware sparse
 MoE, and the block that stacks them with PostNormR. Each part is switchable for ablations.
 
-Experts are 2-layer GELU MLPs shared across tokens (applied to every token), stored as
-stacked weights so all experts run as one einsum. Sparse routing is computed densely and
+Experts are 2-layer GELU MLPs, a separate set per token (the natural reading given that
+MTmixAtt grows out of RankMixer's per-token FFN; it also keeps FLOPs per parameter equal to
+RankMixer's), stored as stacked weights so all experts run as one einsum. Sparse routing is computed densely and
 masked: the outputs equal a sparse dispatch, which only pays off at sizes beyond this box.
 """
 
@@ -60,18 +61,31 @@ def transpose_mix(x: torch.Tensor) -> torch.Tensor:
 
 
 class Experts(nn.Module):
-    """E independent 2-layer GELU MLPs d -> hidden -> d, run together: [B, T, d] -> [B, T, E, d]."""
+    """E independent 2-layer GELU MLPs d -> hidden -> d per token (each of the T tokens has its
+    own set, as RankMixer's per-token FFN), run together: [B, T, d] -> [B, T, E, d]."""
 
-    def __init__(self, n: int, d: int, hidden: int):
+    def __init__(self, t: int, n: int, d: int, hidden: int):
         super().__init__()
-        self.w1 = nn.Parameter(torch.randn(n, d, hidden) / math.sqrt(d))
-        self.b1 = nn.Parameter(torch.zeros(n, hidden))
-        self.w2 = nn.Parameter(torch.randn(n, hidden, d) / math.sqrt(hidden) * 0.5)
-        self.b2 = nn.Parameter(torch.zeros(n, d))
+        self.w1 = nn.Parameter(torch.randn(t, n, d, hidden) / math.sqrt(d))
+        self.b1 = nn.Parameter(torch.zeros(t, n, hidden))
+        self.w2 = nn.Parameter(torch.randn(t, n, hidden, d) / math.sqrt(hidden) * 0.5)
+        self.b2 = nn.Parameter(torch.zeros(t, n, d))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = nn.functional.gelu(torch.einsum("btd,edh->bteh", x, self.w1) + self.b1)
-        return torch.einsum("bteh,ehd->bted", h, self.w2) + self.b2
+        h = nn.functional.gelu(torch.einsum("btd,tedh->bteh", x, self.w1) + self.b1)
+        return torch.einsum("bteh,tehd->bted", h, self.w2) + self.b2
+
+
+class TokenRouter(nn.Module):
+    """Per-token linear router: [B, T, d] -> [B, T, E] logits."""
+
+    def __init__(self, t: int, d: int, n: int):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(t, d, n) / math.sqrt(d))
+        self.b = nn.Parameter(torch.zeros(t, n))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("btd,tde->bte", x, self.w) + self.b
 
 
 class DenseMoE(nn.Module):
@@ -83,14 +97,14 @@ class DenseMoE(nn.Module):
     output equals sparse dispatch.
     """
 
-    def __init__(self, d: int, hidden: int, n_experts: int, n_shared: int, gate: str = "sigmoid"):
+    def __init__(self, t: int, d: int, hidden: int, n_experts: int, n_shared: int, gate: str = "sigmoid"):
         super().__init__()
         if gate not in ("sigmoid", "relu"):
             raise UserError(f"unknown dense MoE gate '{gate}' (sigmoid, relu)")
         self.gate_kind = gate
-        self.routed = Experts(n_experts, d, hidden)
-        self.shared = Experts(n_shared, d, hidden) if n_shared else None
-        self.gate = nn.Linear(d, n_experts)
+        self.routed = Experts(t, n_experts, d, hidden)
+        self.shared = Experts(t, n_shared, d, hidden) if n_shared else None
+        self.gate = TokenRouter(t, d, n_experts)
         self.aux_loss = torch.zeros(())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -112,17 +126,18 @@ class ScenarioSparseMoE(nn.Module):
     by sigmoid gates; shared experts are always on. Defaults: 2 shared + own + 1 selected.
     """
 
-    def __init__(self, d: int, hidden: int, n_scenarios: int, n_shared: int = 2, top_k: int = 1,
+    def __init__(self, t: int, d: int, hidden: int, n_scenarios: int, n_shared: int = 2, top_k: int = 1,
                  gamma: float = 1.0):
         super().__init__()
+        self.n_scenarios = n_scenarios
         self.top_k = min(top_k, n_scenarios - 1)
         self.gamma = gamma
-        self.experts = Experts(n_scenarios, d, hidden)
-        self.shared = Experts(n_shared, d, hidden) if n_shared else None
-        self.router = nn.Linear(d, n_scenarios)
+        self.experts = Experts(t, n_scenarios, d, hidden)
+        self.shared = Experts(t, n_shared, d, hidden) if n_shared else None
+        self.router = TokenRouter(t, d, n_scenarios)
 
     def forward(self, x: torch.Tensor, scenario: torch.Tensor) -> torch.Tensor:
-        own = nn.functional.one_hot(scenario, self.experts.w1.shape[0]).to(x.dtype).unsqueeze(1)  # [B,1,S]
+        own = nn.functional.one_hot(scenario, self.n_scenarios).to(x.dtype).unsqueeze(1)  # [B,1,S]
         logits = self.router(x) + self.gamma * own
         active = own.expand_as(logits).bool()
         if self.top_k:
@@ -157,8 +172,8 @@ class MTmixAttBlock(nn.Module):
             raise UserError(f"unknown norm '{norm}' (postnorm_r, postnorm, prenorm)")
         self.norm = norm
         self.mix = MultiMixAttention(n_tokens, d, heads, mixing) if mixing != "none" else None
-        self.dense = DenseMoE(d, hidden, n_experts, n_shared, dense_gate) if dense_gate != "none" else None
-        self.sparse = ScenarioSparseMoE(d, hidden, n_scenarios, scenario_shared, scenario_top_k, gamma) \
+        self.dense = DenseMoE(n_tokens, d, hidden, n_experts, n_shared, dense_gate) if dense_gate != "none" else None
+        self.sparse = ScenarioSparseMoE(n_tokens, d, hidden, n_scenarios, scenario_shared, scenario_top_k, gamma) \
             if sparse else None
         self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
 

@@ -125,6 +125,8 @@ class AutoToken(nn.Module):
     def forward(self, emb: torch.Tensor) -> torch.Tensor:
         h = self.mlp(emb)  # [B, n_f, e]
         index, weight = self.members()
-        chosen = h[:, index] * weight.unsqueeze(-1)  # [B, n_g, k, e]
-        flat = chosen.flatten(2)
+        # selection as a matmul with the weighted one-hot of the chosen indices: cheaper to
+        # differentiate than a gather, and exports to ONNX as a plain MatMul
+        select = nn.functional.one_hot(index, h.shape[1]).to(h.dtype) * weight.unsqueeze(-1)  # [n_g, k, n_f]
+        flat = torch.einsum("gkf,bfe->bgke", select, h).flatten(2)
         return torch.einsum("bgi,gid->bgd", flat, self.proj) + self.proj_bias

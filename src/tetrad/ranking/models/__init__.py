@@ -2,7 +2,7 @@
 
 `build_model(cfg, features)` is the one entry point. `ModelConfig` is one config shape for
 all models (FuxiCTR-style): each backbone reads the knobs it needs. Named presets set the
-shape ("tiny", "15m", "1b"); for baselines the size knob `ffn_hidden` is then searched so
+shape ("tiny", "15m", "1b"); for baselines a size knob (`SIZE_KNOB`) is then searched so
 their dense parameter count matches MTmixAtt's at the same preset on the same features.
 Fields set explicitly in the config win over the preset.
 
@@ -42,7 +42,7 @@ class ModelConfig(Config):
     width: int = 48
     layers: int = 2
     heads: int = 4
-    ffn_hidden: int = 96
+    ffn_hidden: int = 16  # expert / FFN hidden width (0: 2 x width, for feature-token models)
     experts: int = 3
     shared_experts: int = 1
     # MTmixAtt
@@ -82,37 +82,37 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
 
 # Shape of each preset. MTmixAtt's "15m" and "1b" are the paper's (layers, experts, tokens,
 # width); ffn_hidden is chosen so the dense count lands on the paper's size for the synthetic
-# log's 43 features. Baselines take their shape from here and search ffn_hidden to match.
+# log's 43 features. Baselines take their shape from here and search their size knob to match.
 PRESETS: dict[str, dict[str, dict]] = {
     "tiny": {
         "mtmixatt": {},
-        "rankmixer": {}, "rankmixer_moe": {}, "dnn": {"layers": 3}, "transformer": {"width": 32},
-        "mlp_mixer": {"width": 32}, "hiformer": {"width": 16, "lowrank": 32}, "wukong": {"compression": 16},
+        "rankmixer": {}, "rankmixer_moe": {}, "dnn": {"layers": 3}, "transformer": {"ffn_hidden": 0},
+        "mlp_mixer": {"ffn_hidden": 0}, "hiformer": {"ffn_hidden": 0, "lowrank": 32}, "wukong": {"compression": 16},
         "mmoe": {"experts": 4, "width": 64}, "ple": {"experts": 1, "shared_experts": 2, "width": 64},
     },
     "15m": {
-        "mtmixatt": {"layers": 4, "experts": 3, "tokens": 12, "width": 204, "heads": 4, "ffn_hidden": 912,
+        "mtmixatt": {"layers": 4, "experts": 3, "tokens": 12, "width": 204, "heads": 4, "ffn_hidden": 75,
                      "head_hidden": [256, 128], "adapter_rank": 8},
         "rankmixer": {"layers": 4, "tokens": 12, "width": 204, "head_hidden": [256, 128]},
         "rankmixer_moe": {"layers": 4, "tokens": 12, "width": 204, "head_hidden": [256, 128]},
         "dnn": {"layers": 4, "head_hidden": [256, 128]},
-        "transformer": {"layers": 4, "width": 128, "heads": 4, "head_hidden": [256, 128]},
-        "mlp_mixer": {"layers": 4, "width": 128, "head_hidden": [256, 128]},
-        "hiformer": {"layers": 3, "width": 64, "heads": 4, "lowrank": 128, "head_hidden": [256, 128]},
+        "transformer": {"layers": 4, "ffn_hidden": 0, "heads": 4, "head_hidden": [256, 128]},
+        "mlp_mixer": {"layers": 4, "ffn_hidden": 0, "head_hidden": [256, 128]},
+        "hiformer": {"layers": 3, "ffn_hidden": 0, "heads": 4, "lowrank": 128, "head_hidden": [256, 128]},
         "wukong": {"layers": 4, "tokens": 32, "compression": 40, "head_hidden": [256, 128]},
         "mmoe": {"experts": 8, "width": 256, "head_hidden": [256, 128]},
         "ple": {"layers": 2, "experts": 2, "shared_experts": 2, "width": 256, "head_hidden": [256, 128]},
     },
     "1b": {
-        "mtmixatt": {"layers": 8, "experts": 4, "tokens": 27, "width": 756, "heads": 4, "ffn_hidden": 7872,
+        "mtmixatt": {"layers": 8, "experts": 4, "tokens": 27, "width": 756, "heads": 4, "ffn_hidden": 293,
                      "head_hidden": [1024, 512], "adapter_rank": 16, "embedding_dim": 64},
         "rankmixer": {"layers": 8, "tokens": 27, "width": 756, "head_hidden": [1024, 512], "embedding_dim": 64},
         "rankmixer_moe": {"layers": 8, "tokens": 27, "width": 756, "head_hidden": [1024, 512],
                           "embedding_dim": 64},
         "dnn": {"layers": 8, "head_hidden": [1024, 512], "embedding_dim": 64},
-        "transformer": {"layers": 8, "width": 1024, "heads": 8, "head_hidden": [1024, 512], "embedding_dim": 64},
-        "mlp_mixer": {"layers": 8, "width": 1024, "head_hidden": [1024, 512], "embedding_dim": 64},
-        "hiformer": {"layers": 8, "width": 512, "heads": 8, "lowrank": 512, "head_hidden": [1024, 512],
+        "transformer": {"layers": 8, "ffn_hidden": 0, "heads": 8, "head_hidden": [1024, 512], "embedding_dim": 64},
+        "mlp_mixer": {"layers": 8, "ffn_hidden": 0, "head_hidden": [1024, 512], "embedding_dim": 64},
+        "hiformer": {"layers": 8, "ffn_hidden": 0, "heads": 8, "lowrank": 512, "head_hidden": [1024, 512],
                      "embedding_dim": 64},
         "wukong": {"layers": 8, "tokens": 64, "compression": 64, "head_hidden": [1024, 512], "embedding_dim": 64},
         "mmoe": {"experts": 8, "width": 1024, "head_hidden": [1024, 512], "embedding_dim": 64},
@@ -164,18 +164,29 @@ def resolve_config(cfg: ModelConfig, features: FeatureSet) -> ModelConfig:
         raise UserError(f"unknown preset '{cfg.preset}' (available: {', '.join(PRESETS)})")
     explicit = cfg.model_dump(include=cfg.model_fields_set)
     resolved = cfg.model_copy(update={**PRESETS[cfg.preset][cfg.name], **explicit})
-    if cfg.name != "mtmixatt" and "ffn_hidden" not in cfg.model_fields_set:
+    knob, step = SIZE_KNOB.get(cfg.name, ("ffn_hidden", 1))
+    if cfg.name != "mtmixatt" and knob not in cfg.model_fields_set:
         reference = ModelConfig(name="mtmixatt", preset=cfg.preset,
                                 **{k: v for k, v in explicit.items() if k in ("embedding_dim", "hash_buckets")})
         target = dense_parameter_count(build_model(reference, features, device="meta"))
-        resolved = resolved.model_copy(update={"ffn_hidden": match_ffn_hidden(resolved, features, target)})
+        resolved = match_size(resolved, features, target, knob, step)
     return resolved
 
 
-def match_ffn_hidden(cfg: ModelConfig, features: FeatureSet, target: int) -> int:
-    """The ffn_hidden whose dense parameter count is closest to `target` (count grows with it)."""
-    def count(h: int) -> int:
-        return dense_parameter_count(_build(cfg.model_copy(update={"ffn_hidden": h}), features, "meta"))
+# The knob searched to match sizes, and its step. Models whose FFN is shared by all n_f
+# feature tokens grow in width (FFN hidden = 2 x width): growing their FFN alone would
+# multiply their FLOPs by n_f per added parameter.
+SIZE_KNOB = {"transformer": ("width", 4), "hiformer": ("width", 4), "mlp_mixer": ("width", 4)}
+
+
+def match_size(cfg: ModelConfig, features: FeatureSet, target: int, knob: str = "ffn_hidden",
+               step: int = 1) -> ModelConfig:
+    """`cfg` with `knob` = m x step, m chosen so the dense parameter count is closest to `target`."""
+    def with_knob(m: int) -> ModelConfig:
+        return cfg.model_copy(update={knob: m * step})
+
+    def count(m: int) -> int:
+        return dense_parameter_count(_build(with_knob(m), features, "meta"))
 
     lo, hi = 1, 2
     while count(hi) < target and hi < 1 << 20:
@@ -183,7 +194,7 @@ def match_ffn_hidden(cfg: ModelConfig, features: FeatureSet, target: int) -> int
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if count(mid) < target else (lo, mid)
-    return min((lo, hi), key=lambda h: abs(count(h) - target))
+    return with_knob(min((lo, hi), key=lambda m: abs(count(m) - target)))
 
 
 def build_model(cfg: ModelConfig, features: FeatureSet, device: str | torch.device = "cpu") -> RankingModel:

@@ -22,7 +22,7 @@ class Transformer(nn.Module):
     def __init__(self, n_features: int, e: int, n_scenarios: int, cfg):
         super().__init__()
         self.tokens = FeatureTokens(n_features, e, cfg.width)
-        layer = nn.TransformerEncoderLayer(cfg.width, cfg.heads, cfg.ffn_hidden, dropout=0.0,
+        layer = nn.TransformerEncoderLayer(cfg.width, cfg.heads, cfg.ffn_hidden or 2 * cfg.width, dropout=0.0,
                                            activation="gelu", batch_first=True)
         self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
         self.out_dim = n_features * cfg.width

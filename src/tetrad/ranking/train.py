@@ -1,0 +1,209 @@
+"""`tetrad ranking train`: train one ranking model on a CTR dataset streamed from Parquet.
+
+The dataset is a folder with `schema.json`, `train/` and `eval/` (see
+`tetrad.data.ctr_synthetic.CTRSchema`); `data.source=synthetic` or `movielens` builds it
+at `data.path` first when it is not there. Training streams exact global batches in file
+order, epoch after epoch; under torchrun each process takes its equal slice of every
+global batch and DDP averages gradients, so N processes follow the 1-process run. The
+data position is a function of the step, so a resumed run skips to where it stopped.
+Evaluation: AUC, GAUC (by user) and logloss for CTR and CTCVR, overall and per scenario,
+and the same metrics of the true probabilities (the oracle) when the data has them.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tetrad.core.config import Config, RunConfig
+from tetrad.core.distributed import barrier, cleanup, init_distributed, is_main, shard, unwrap
+from tetrad.core.errors import UserError
+from tetrad.core.metrics import auc, gauc, logloss
+from tetrad.core.progress import progress
+from tetrad.core.rundir import RunDir
+from tetrad.core.seeding import seed_everything
+from tetrad.data.ctr_synthetic import SCHEMA_FILE, CTRSchema, SyntheticCTRConfig
+from tetrad.ranking.data import FeatureSet, check_dataset, iter_batches, select_features
+from tetrad.ranking.heads import multitask_loss, probabilities
+from tetrad.ranking.models import ModelConfig, RankingModel, build_model, dense_parameter_count, resolve_config
+
+
+class DataConfig(Config):
+    source: str = "synthetic"  # synthetic | movielens | dir (an existing dataset folder)
+    path: str = "runs/data/ranking-synthetic"
+    features: list[str] = []  # empty: every feature in schema.json
+    exclude: list[str] = []
+    synthetic: SyntheticCTRConfig = SyntheticCTRConfig()
+    movielens_negatives: int = 2  # sampled unrated impressions per rating (MovieLens framing)
+
+
+class TrainConfig(RunConfig):
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    batch_size: int = 512  # global, over all processes
+    epochs: int = 1
+    steps: int = 0  # > 0: stop after this many steps instead
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    log_every: int = 50
+    checkpoint_every: int = 500
+    eval_batch_size: int = 4096
+    eval_rows: int = 0  # > 0: evaluate on the first this many eval rows
+    device: str = "auto"
+    threads: int = 0  # > 0: torch intra-op threads
+
+
+def prepare_dataset(cfg: DataConfig, seed: int = 0) -> Path:
+    """The dataset folder, built first (by rank 0) when the source is generated and it is missing."""
+    path = Path(cfg.path)
+    if cfg.source not in ("synthetic", "movielens", "dir"):
+        raise UserError(f"unknown data source '{cfg.source}' (synthetic, movielens, dir)")
+    if not (path / SCHEMA_FILE).is_file() and cfg.source != "dir" and is_main():
+        if cfg.source == "synthetic":
+            from tetrad.data.ctr_synthetic import generate
+
+            generate(path, cfg.synthetic)
+        else:
+            from tetrad.data.ctr_public import movielens_multitask
+
+            movielens_multitask(path, negatives=cfg.movielens_negatives, seed=seed)
+    barrier()
+    return path
+
+
+def load_features(cfg: DataConfig, path: Path) -> tuple[CTRSchema, FeatureSet]:
+    schema = CTRSchema.load(path)
+    features = select_features(schema, cfg.features, cfg.exclude)
+    for split in ("train", "eval"):
+        check_dataset(path / split, features, with_probs=schema.has_true_probs)
+    return schema, features
+
+
+def evaluate(model: RankingModel, path: Path, schema: CTRSchema, features: FeatureSet, batch_size: int,
+             max_rows: int = 0, device: torch.device = torch.device("cpu")) -> dict[str, float]:
+    """CTR and CTCVR AUC / GAUC / logloss, overall and per scenario (+ the oracle's, if known)."""
+    model.eval()
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("p_ctr", "p_ctcvr", "click", "conversion", "user",
+                                                        "scenario", "true_ctr", "true_ctcvr")}
+    rows = 0
+    with torch.no_grad():
+        for b in iter_batches(path, features, batch_size, drop_last=False, with_probs=schema.has_true_probs):
+            if max_rows and rows >= max_rows:
+                break
+            p_ctr, p_ctcvr = probabilities(*model(*_to(b.inputs(), device)))
+            for k, v in (("p_ctr", p_ctr), ("p_ctcvr", p_ctcvr), ("click", b.click), ("conversion", b.conversion),
+                         ("user", b.user), ("scenario", b.scenario)):
+                cols[k].append(v.cpu().numpy())
+            if schema.has_true_probs:
+                cols["true_ctr"].append(b.p_click.numpy())
+                cols["true_ctcvr"].append(b.p_ctcvr.numpy())
+            rows += len(b)
+    model.train()
+    data = {k: np.concatenate(v)[: max_rows or None] for k, v in cols.items() if v}
+    out: dict[str, float] = {"eval_rows": float(len(data["click"]))}
+    scorers = [("", "p_ctr", "p_ctcvr")] + ([("oracle/", "true_ctr", "true_ctcvr")] if schema.has_true_probs else [])
+    for prefix, ctr_key, ctcvr_key in scorers:
+        for task, label, score in (("ctr", "click", ctr_key), ("ctcvr", "conversion", ctcvr_key)):
+            out.update(_task_metrics(f"{prefix}{task}", data[label], data[score], data["user"]))
+            for s, name in enumerate(schema.scenarios):
+                m = data["scenario"] == s
+                if m.any():
+                    out.update(_task_metrics(f"{prefix}{task}", data[label][m], data[score][m], data["user"][m],
+                                             suffix=f"/{name}"))
+    return out
+
+
+def _task_metrics(prefix: str, y: np.ndarray, p: np.ndarray, users: np.ndarray, suffix: str = "") -> dict:
+    out = {}
+    for metric, fn in (("auc", lambda: auc(y, p)), ("gauc", lambda: gauc(y, p, users)),
+                       ("logloss", lambda: logloss(y, p))):
+        try:
+            out[f"{prefix}_{metric}{suffix}"] = fn()
+        except ValueError:  # one class only: AUC undefined
+            out[f"{prefix}_{metric}{suffix}"] = float("nan")
+    return out
+
+
+def _to(inputs: tuple, device: torch.device) -> tuple:
+    cat, num, mh, scen = inputs
+    return cat.to(device), num.to(device), [t.to(device) for t in mh], scen.to(device)
+
+
+def train(cfg: TrainConfig) -> dict:
+    info = init_distributed(cfg.device)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    torch.set_flush_denormal(True)  # tiny Adam moments otherwise slow CPU steps many-fold
+    if cfg.batch_size % info.world_size:
+        raise UserError(f"batch_size {cfg.batch_size} does not split evenly over {info.world_size} processes")
+    seed_everything(cfg.seed)
+    path = prepare_dataset(cfg.data, cfg.seed)
+    schema, features = load_features(cfg.data, path)
+    resolved = resolve_config(cfg.model, features)
+    model = build_model(resolved, features, device=info.device)
+    n_params = dense_parameter_count(model)
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if info.world_size > 1 else model
+    opt = torch.optim.Adam(ddp.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    train_rows = int(schema.extra.get("train_rows") or 0) or _count_rows(path / "train")
+    per_epoch = train_rows // cfg.batch_size
+    if per_epoch == 0:
+        raise UserError(f"batch_size {cfg.batch_size} is larger than the {train_rows} training rows")
+    total = cfg.steps or per_epoch * cfg.epochs
+    run = RunDir("ranking", cfg)
+    start = 0
+    if cfg.resume and run.checkpointer.latest() is not None:
+        start = run.checkpointer.load(model=ddp, optimizer=opt)["step"]
+        run.rewind(start)
+    ddp.train()
+    local = shard(cfg.batch_size)
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    for step, batch in progress(zip(range(start + 1, total + 1), _stream(path / "train", features, cfg.batch_size,
+                                                                        start, per_epoch)),
+                                total=total - start, desc=f"train {resolved.name}"):
+        b = batch.slice(local)
+        ctr, cvr = ddp(*_to(b.inputs(), info.device))
+        loss = multitask_loss(ctr, cvr, b.click.to(info.device), b.conversion.to(info.device))
+        loss = loss + unwrap(ddp).aux_loss().to(info.device)
+        if not torch.isfinite(loss):
+            raise UserError(f"loss is {loss.item()} at step {step}: lower lr or check the data")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if step % cfg.log_every == 0 or step == total:
+            run.log(step, {"loss": float(np.mean(losses)), "epoch": (step - 1) // per_epoch})
+            losses = []
+        if step % cfg.checkpoint_every == 0 or step == total:
+            run.checkpointer.save(step, model=ddp, optimizer=opt)
+    seconds = time.perf_counter() - t0
+    summary: dict = {}
+    if is_main():
+        metrics = evaluate(model, path / "eval", schema, features, cfg.eval_batch_size, cfg.eval_rows, info.device)
+        summary = {"model": resolved.name, "preset": resolved.preset, "dense_params": n_params, "steps": total,
+                   "train_seconds": seconds,
+                   "train_samples_per_s": (total - start) * cfg.batch_size / max(seconds, 1e-9),
+                   "resolved_model": resolved.model_dump(), "dataset": str(path), **metrics}
+        run.log(total, {k: v for k, v in metrics.items() if "/" not in k})
+        run.write_summary(summary)
+    barrier()
+    run.close()
+    cleanup()
+    return summary
+
+
+def _stream(path: Path, features: FeatureSet, batch_size: int, start: int, per_epoch: int):
+    """Global batches from step start+1 on: epoch after epoch in file order."""
+    epoch, skip = divmod(start, per_epoch)
+    while True:
+        yield from iter_batches(path, features, batch_size, skip=skip)
+        epoch, skip = epoch + 1, 0
+
+
+def _count_rows(path: Path) -> int:
+    from tetrad.data.parquet import parquet_num_rows
+
+    return parquet_num_rows(path)
