@@ -137,3 +137,21 @@ def test_pretrain_learns_saves_and_is_reused(tmp_path):
     # a TTRL run without a model section uses (and does not retrain) that base policy
     run_ttrl(config(tmp_path, "on_base", model=None, pretrain=cfg, epochs=1))
     assert weights.stat().st_mtime_ns == stamp
+
+
+def test_compare_writes_the_table_between_markers_and_reuses_finished_runs(tmp_path):
+    from tetrad.ttrl.compare import CompareConfig, compare
+
+    out = tmp_path / "ttrl.md"
+    out.write_text("# kept heading\n\n<!-- compare:start -->\nold\n<!-- compare:end -->\n\nkept footer\n")
+    cfg = CompareConfig(run=config(tmp_path, "unused", epochs=1), seeds=[0], variants=["ttrl", "rcsu_only"],
+                        output=str(out))
+    compare(cfg, command="tetrad ttrl compare seeds=[0]")
+    text = out.read_text()
+    assert text.startswith("# kept heading") and text.rstrip().endswith("kept footer") and "old" not in text
+    assert "Made by `tetrad ttrl compare seeds=[0]`" in text
+    assert "| ttrl |" in text and "| rcsu_only |" in text and "| base (step 0) |" in text
+    summary = tmp_path / "ttrl" / "compare-ttrl-s0" / "summary.json"
+    stamp = summary.stat().st_mtime_ns
+    compare(cfg, command="again")
+    assert summary.stat().st_mtime_ns == stamp and "Made by `again`" in out.read_text()

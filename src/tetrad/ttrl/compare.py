@@ -15,7 +15,7 @@ import numpy as np
 
 from tetrad.core.config import Config
 from tetrad.core.errors import UserError
-from tetrad.core.io import atomic_write_text
+from tetrad.core.io import atomic_write_json, atomic_write_text
 from tetrad.ttrl.recipe import TTRLConfig, run_ttrl
 
 VARIANTS: dict[str, dict] = {
@@ -55,11 +55,23 @@ def compare(cfg: CompareConfig, command: str = "tetrad ttrl compare") -> Path:
                 start = time.perf_counter()
                 summary = run_ttrl(run_cfg)
                 summary["seconds"] = time.perf_counter() - start
-                done.write_text(json.dumps(summary))
+                atomic_write_json(done, summary)
             results[variant].append(summary)
-    text = render(cfg, results, command)
-    atomic_write_text(cfg.output, text)
-    return Path(cfg.output)
+    out = Path(cfg.output)
+    atomic_write_text(out, splice(out.read_text() if out.is_file() else "", render(cfg, results, command)))
+    return out
+
+
+START, END = "<!-- compare:start -->", "<!-- compare:end -->"
+
+
+def splice(existing: str, block: str) -> str:
+    """Put the generated block between the markers, keeping hand-written text around it."""
+    block = f"{START}\n{block}\n{END}"
+    if START in existing and END in existing:
+        head, rest = existing.split(START, 1)
+        return head + block + rest.split(END, 1)[1]
+    return block + "\n"
 
 
 def _stat(rows: list[dict], key: str, fmt: str = "{:.3f}") -> str:
@@ -85,8 +97,7 @@ def render(cfg: CompareConfig, results: dict[str, list[dict]], command: str) -> 
                      f"{_stat(rows, 'n_degraded', '{:.1f}')} | {_stat(rows, 'n_stable_right', '{:.1f}')} | "
                      f"{_stat(rows, 'n_always_wrong', '{:.1f}')} | {_stat(rows, 'n_marginal', '{:.1f}')} | "
                      f"{_stat(rows, 'flip_rate_peak')} | {_stat(rows, 'flip_rate_last')} | {_stat(rows, 'seconds', '{:.0f}')} |")
-    return "\n".join(["# TTRL and TTRL-Guard: measured here", "",
-                      f"Made by `{command}` ({len(cfg.seeds)} seeds: {cfg.seeds}; mean ± standard deviation over seeds).",
+    return "\n".join([f"Made by `{command}` ({len(cfg.seeds)} seeds: {cfg.seeds}; mean ± standard deviation over seeds).",
                       "", *lines, "", *findings(results), ""])
 
 
@@ -95,7 +106,8 @@ def findings(results: dict[str, list[dict]]) -> list[str]:
     out = []
 
     def mean(v: str, key: str) -> float:
-        return float(np.nanmean([r.get(key, np.nan) for r in results.get(v, [])] or [np.nan]))
+        vals = np.array([r.get(key, np.nan) for r in results.get(v, [])], dtype=float)
+        return float(vals[~np.isnan(vals)].mean()) if (~np.isnan(vals)).any() else float("nan")
 
     if "ttrl" in results:
         learned, degraded = mean("ttrl", "n_learned"), mean("ttrl", "n_degraded")

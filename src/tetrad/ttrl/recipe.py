@@ -39,11 +39,11 @@ from tetrad.ttrl.voting import rewards, vote
 class TTRLConfig(RunConfig):
     name: str = "ttrl"
     model: ModelSpec | None = None  # None: the `pretrain` section's base policy (trained once, cached)
-    pretrain: PretrainConfig = PretrainConfig()
+    pretrain: PretrainConfig = PretrainConfig()  # its own root/name: runs/ttrl/pretrain by default
     tasks: TaskConfig = TaskConfig()
     chat: bool = False  # wrap prompts in the model's chat template
-    n_samples: int = 16  # N: votes per problem
-    n_train: int = 8  # M: responses per problem the update trains on (the first M of N)
+    n_samples: int = 64  # N: votes per problem (the paper's default; quick configs use fewer)
+    n_train: int = 32  # M: responses per problem the update trains on (the first M of N)
     batch_prompts: int = 8
     epochs: int = 10  # passes over the test set
     train_sampling: SamplingParams = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=6)
@@ -59,7 +59,7 @@ class TTRLConfig(RunConfig):
 def resolve_model(cfg: TTRLConfig) -> ModelSpec:
     if cfg.model is not None:
         return cfg.model
-    pre = cfg.pretrain.model_copy(update={"root": cfg.root})
+    pre = cfg.pretrain
     if not (model_dir(pre) / "config.json").is_file():
         if not is_main():
             raise UserError("train the base policy first (tetrad ttrl pretrain) before running under torchrun")
