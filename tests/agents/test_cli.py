@@ -12,15 +12,16 @@ def run_cli(argv):
 
 
 def test_eval_alfworld_on_a_game_folder_with_skills_on_and_off(alfworld_games, tmp_path, capsys):
-    root, folders, _ = alfworld_games
+    root, _, _ = alfworld_games
     code = run_cli(["agents", "eval", "--policy", "expert", "--skills", "both", "env=alfworld",
-                    f"games={root}", "workers=0", "n_envs=2", "max_steps=150", f"root={tmp_path}", "name=e"])
+                    f"games={root}", "task_types=[pick_and_place_simple,look_at_obj_in_light]", "workers=0",
+                    "n_envs=2", "max_steps=150", f"root={tmp_path}", "name=e"])
     assert code == 0
     summary = json.loads((tmp_path / "agents" / "e" / "summary.json").read_text())
     assert summary["skills_on"]["success"] == 1.0 and summary["skills_off"]["success"] == 1.0
-    assert summary["skills_on"]["episodes"] == len(folders)
-    episodes = (tmp_path / "agents" / "e" / "episodes.jsonl").read_text().splitlines()
-    assert len(episodes) == 2 * len(folders)
+    assert set(summary["skills_on"]["success_per_type"]) == {"pick_and_place_simple", "look_at_obj_in_light"}
+    episodes = [json.loads(line) for line in (tmp_path / "agents" / "e" / "episodes.jsonl").read_text().splitlines()]
+    assert len(episodes) == 4 and sum(e["skills"] for e in episodes) == 2
 
 
 def test_eval_shop_random_policy(tmp_path):
