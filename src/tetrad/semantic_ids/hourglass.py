@@ -16,7 +16,9 @@ Fixes:
   frequent second-layer codes; the items under them lose that token and get shorter IDs
   (c1, c3). The paper does not say whether the items keep their third token; we read
   "remove the token" literally, so they do. With `entropy_target`, K is the smallest value
-  whose remaining second-layer distribution reaches that normalised entropy.
+  whose remaining second-layer distribution reaches that entropy, normalised by
+  log(K_codebook - K) since the removed codes leave the vocabulary. (The diagnostics table
+  keeps normalising by the full codebook, so numbers stay comparable across methods.)
 - balanced RQ-KMeans (`quantizers.BalancedRQKMeans`), the beyond-the-paper option.
 """
 
@@ -176,13 +178,17 @@ def drop_layer(codes, layer: int = 1) -> np.ndarray:
 
 
 def top_codes_for_entropy(column: np.ndarray, codebook_size: int, target: float) -> int:
-    """Smallest K such that removing the K most frequent codes leaves normalised entropy >= target."""
+    """Smallest K such that removing the K most frequent codes leaves normalised entropy >= target.
+
+    The removed codes leave the layer's vocabulary, so the remaining entropy is normalised by
+    log(codebook_size - K).
+    """
     if not 0 < target <= 1:
         raise UserError(f"entropy target must lie in (0, 1] (got {target})")
     counts = np.sort(code_counts(column, codebook_size))[::-1]
-    for k in range(codebook_size):
+    for k in range(codebook_size - 1):
         rest = counts[k:]
-        if rest.sum() and normalised_entropy(np.r_[rest, np.zeros(k)]) >= target:
+        if rest.sum() and normalised_entropy(rest) >= target:
             return k
     raise UserError(f"no number of removed codes reaches entropy target {target}")
 
@@ -191,9 +197,7 @@ def adaptive_variable_length(codes, codebook_size: int, k: int | None = None,
                              entropy_target: float | None = None, layer: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Remove the `k` most frequent codes of `layer`: those items' entries become -1 (a shorter ID).
 
-    Returns (codes with -1 at removed positions, the removed code values). Entropy after removal
-    is measured over the whole codebook, so removing codes can only raise it when what remains
-    spreads more evenly.
+    Returns (codes with -1 at removed positions, the removed code values).
     """
     codes = np.array(codes, dtype=np.int64)
     if (k is None) == (entropy_target is None):

@@ -63,52 +63,60 @@ def constrained_beam_search(model, input_ids: torch.Tensor, attention_mask: torc
 
     A hypothesis' score is the sum of its tokens' log-probabilities (softmax over the whole
     vocabulary, as Hugging Face's beam search with `prefix_allowed_tokens_fn` scores them).
+    The decoder keeps its key/value cache; the first step runs once per user (all beams are
+    the root then), so the cross-attention keys and values are computed B times, not B x beam.
     """
+    from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+
     device = input_ids.device
     b = len(input_ids)
     enc = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-    enc = enc.repeat_interleave(beam, 0)
-    mask = attention_mask.repeat_interleave(beam, 0)
+    cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
     ptr, ctok, cnode = (t.to(device) for t in (trie.child_ptr, trie.child_token, trie.child_node))
-    # only beam 0 is live at the start; the others hold -inf so they are never chosen
-    scores = torch.full((b, beam), float("-inf"), device=device)
-    scores[:, 0] = 0.0
-    nodes = torch.zeros(b, beam, dtype=torch.long, device=device)
-    seqs = torch.full((b, beam, 1), PAD, dtype=torch.long, device=device)
+    width = 1  # live hypotheses per user: 1 (the root) at the first step, then `beam`
+    scores = torch.zeros(b, 1, device=device)
+    nodes = torch.zeros(b, 1, dtype=torch.long, device=device)
+    last = torch.full((b, 1), PAD, dtype=torch.long, device=device)
+    enc_rows, mask_rows = enc, attention_mask
     for _ in range(trie.depth):
-        logits = model(encoder_outputs=(enc,), attention_mask=mask,
-                       decoder_input_ids=seqs.view(b * beam, -1)).logits[:, -1]
-        logp = F.log_softmax(logits.float(), -1)
+        out = model(encoder_outputs=(enc_rows,), attention_mask=mask_rows, decoder_input_ids=last.view(-1, 1),
+                    cache=cache, use_cache=True)
+        logp = F.log_softmax(out.logits[:, -1].float(), -1)
         flat_nodes = nodes.view(-1)
         n_child = ptr[flat_nodes + 1] - ptr[flat_nodes]
-        finished = n_child == 0
+        finished = n_child == 0  # a complete ID: carried on with PAD at no cost
         n_cand = torch.where(finished, torch.ones_like(n_child), n_child)
-        src = torch.repeat_interleave(torch.arange(b * beam, device=device), n_cand)
-        offset = torch.arange(len(src), device=device) - torch.repeat_interleave(torch.cumsum(n_cand, 0) - n_cand, n_cand)
-        edge = ptr[flat_nodes[src]] + offset
+        src = torch.repeat_interleave(torch.arange(b * width, device=device), n_cand)
+        offset = torch.arange(len(src), device=device) - torch.repeat_interleave(torch.cumsum(n_cand, 0) - n_cand,
+                                                                                 n_cand)
         done = finished[src]
-        edge = torch.where(done, torch.zeros_like(edge), edge)
-        tok = torch.where(done, torch.full_like(edge, PAD), ctok[edge])
+        edge = torch.where(done, torch.zeros_like(src), ptr[flat_nodes[src]] + offset)
+        tok = torch.where(done, torch.full_like(src, PAD), ctok[edge])
         child = torch.where(done, flat_nodes[src], cnode[edge])
         cand = scores.view(-1)[src] + torch.where(done, torch.zeros_like(logp[src, 0]), logp[src, tok])
         # top `beam` candidates per user: sort by score, then stably by user
         order = torch.argsort(cand, descending=True, stable=True)
-        user = src[order] // beam
-        order = order[torch.argsort(user, stable=True)]
-        user = src[order] // beam
+        order = order[torch.argsort(src[order] // width, stable=True)]
+        user = src[order] // width
         counts = torch.bincount(user, minlength=b)
-        rank = torch.arange(len(order), device=device) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+        rank = torch.arange(len(order), device=device) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts,
+                                                                                 counts)
         keep = rank < beam
-        slot_user, slot = user[keep], rank[keep]
-        picked = order[keep]
+        slot_user, slot, picked = user[keep], rank[keep], order[keep]
+        # empty slots (fewer candidates than beams) stay at -inf on their user's first row
+        parent = (torch.arange(b, device=device) * width).repeat_interleave(beam).view(b, beam)
+        parent[slot_user, slot] = src[picked]
         new_scores = torch.full((b, beam), float("-inf"), device=device)
-        new_nodes = torch.zeros(b, beam, dtype=torch.long, device=device)
-        new_seqs = torch.full((b, beam, seqs.shape[2] + 1), PAD, dtype=torch.long, device=device)
         new_scores[slot_user, slot] = cand[picked]
+        new_nodes = flat_nodes[parent]
         new_nodes[slot_user, slot] = child[picked]
-        new_seqs[slot_user, slot, :-1] = seqs.view(b * beam, -1)[src[picked]]
-        new_seqs[slot_user, slot, -1] = tok[picked]
-        scores, nodes, seqs = new_scores, new_nodes, new_seqs
+        new_last = torch.full((b, beam), PAD, dtype=torch.long, device=device)
+        new_last[slot_user, slot] = tok[picked]
+        cache.reorder_cache(parent.view(-1))
+        if width == 1:
+            enc_rows = enc.repeat_interleave(beam, 0)
+            mask_rows = attention_mask.repeat_interleave(beam, 0)
+        width, scores, nodes, last = beam, new_scores, new_nodes, new_last
     groups = trie.leaf_group.to(device)[nodes]
     groups = torch.where(torch.isfinite(scores), groups, torch.full_like(groups, -1))
     return groups, scores

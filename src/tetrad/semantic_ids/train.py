@@ -266,12 +266,31 @@ def _make_model(cfg: SidConfig, vocab: int):
                    dropout=m.dropout)
 
 
+def make_optimizer(model, cfg: TrainConfig):
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s + 1, cfg.warmup))
+
+
+def retriever_step(model, opt, sched, sids, histories, targets, max_history: int, device) -> float:
+    """One teacher-forced step: cross-entropy of the targets' SID tokens given the histories."""
+    from tetrad.semantic_ids.retriever import history_tokens, target_labels
+
+    ids, mask = history_tokens(sids, histories, max_history)
+    labels = target_labels(sids, targets)
+    loss = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).loss
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    return loss.item()
+
+
 def run_train(cfg: SidConfig) -> dict:
-    from tetrad.core.distributed import cleanup, init_distributed, is_main, shard, barrier
+    from tetrad.core.distributed import barrier, cleanup, init_distributed, is_main, shard
     from tetrad.core.progress import progress
     from tetrad.core.rundir import RunDir
     from tetrad.core.seeding import seed_everything
-    from tetrad.semantic_ids.retriever import history_tokens, target_labels
 
     info = init_distributed()
     seed_everything(cfg.seed)
@@ -291,8 +310,7 @@ def run_train(cfg: SidConfig) -> dict:
     model = _make_model(cfg, sids.vocab_size).to(info.device)
     if info.world_size > 1:
         model = torch.nn.parallel.DistributedDataParallel(model)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s + 1, cfg.train.warmup))
+    opt, sched = make_optimizer(model, cfg.train)
     start = 0
     if cfg.resume and run.checkpointer.latest() is not None:
         start = run.checkpointer.load(model=model, optimizer=opt, scheduler=sched)["step"]
@@ -301,16 +319,9 @@ def run_train(cfg: SidConfig) -> dict:
     bare = model.module if info.world_size > 1 else model
     for step in progress(range(start + 1, cfg.train.steps + 1), desc="retriever"):
         idx = torch.randint(0, len(target), (cfg.train.batch_size,))[shard(cfg.train.batch_size)].tolist()
-        ids, mask = history_tokens(sids, [hist[i] for i in idx], cfg.model.max_history)
-        labels = target_labels(sids, [target[i] for i in idx])
-        loss = model(input_ids=ids.to(info.device), attention_mask=mask.to(info.device),
-                     labels=labels.to(info.device)).loss
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        metrics = {"loss": loss.item(), "lr": sched.get_last_lr()[0]}
+        loss = retriever_step(model, opt, sched, sids, [hist[i] for i in idx], [target[i] for i in idx],
+                              cfg.model.max_history, info.device)
+        metrics = {"loss": loss, "lr": sched.get_last_lr()[0]}
         if step % cfg.train.eval_every == 0 and is_main():
             valid = evaluate_retriever(bare, sids, split.valid[0][:valid_n], split.valid[1][:valid_n], cfg,
                                        info.device)

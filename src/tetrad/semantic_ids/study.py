@@ -1,0 +1,316 @@
+"""`tetrad sid hourglass`: the hourglass study end to end.
+
+For each dataset (the synthetic long-tailed catalogue, its uniform twin, MovieLens-100k),
+each seed, and each method -
+
+    rq_kmeans      faiss residual k-means (the baseline where the hourglass is reported)
+    rq_vae         RQ-VAE (k-means init, dead-code reset, rotation trick)
+    drop_layer2    rq_kmeans codes without the second layer (the paper's heuristic fix)
+    adaptive       rq_kmeans codes with the top layer-2 codes removed until layer 2 reaches
+                   `entropy_target` normalised entropy (the paper's adaptive variable-length fix)
+    balanced       balanced RQ-KMeans (OneRec's practice; beyond the paper)
+
+- the hourglass diagnostics, and (with `retrieval=true`) the TIGER-style retriever trained
+on those SIDs and scored leave-one-out with trie-constrained beam search, beside SASRec on
+item ids trained on the same split. Seeds vary the synthetic catalogue, the quantizer and
+the models. Results go to `runs/sid/<name>/results.json` and the Markdown report to
+`output` (default docs/results/semantic-ids.md), which names the command that made it.
+`resume=true` keeps the finished (dataset, seed) cells of an interrupted study and runs the rest.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tetrad.core.config import RunConfig
+from tetrad.core.errors import UserError
+from tetrad.semantic_ids.train import (EvalConfig, FixConfig, ModelConfig, QuantizerConfig, SasrecConfig, SidConfig,
+                                       TrainConfig, apply_fix, build_quantizer, build_sids_for, evaluate_retriever,
+                                       make_optimizer, retriever_step, run_sasrec, _make_model)
+from tetrad.semantic_ids.data import DataConfig, leave_one_out, load_item_data, training_pairs
+
+METHODS = ("rq_kmeans", "rq_vae", "drop_layer2", "adaptive", "balanced")
+DATASETS = ("long_tail", "uniform", "movielens")
+
+
+# The study's reduced sizes, as classes so that a nested override (train.steps=100) keeps the
+# other study defaults instead of falling back to the single-run defaults.
+class StudyData(DataConfig):
+    items: int = 10_000
+    users: int = 1000
+
+
+class StudyQuantizer(QuantizerConfig):
+    codebook_size: int = 64
+    steps: int = 1500
+
+
+class StudyModel(ModelConfig):
+    d_model: int = 64
+    layers: int = 2
+    heads: int = 4
+    d_kv: int = 16
+    d_ff: int = 256
+    max_history: int = 10
+
+
+class StudyTrain(TrainConfig):
+    steps: int = 400
+    batch_size: int = 64
+    lr: float = 3e-3
+    warmup: int = 50
+
+
+class StudySasrec(SasrecConfig):
+    steps: int = 400
+    max_len: int = 20
+
+
+class StudyConfig(RunConfig):
+    name: str = "hourglass"
+    datasets: list[str] = list(DATASETS)
+    methods: list[str] = list(METHODS)
+    seeds: list[int] = [0, 1, 2]
+    retrieval_seeds: list[int] = [0]  # the retriever is trained for these seeds only (CPU time)
+    entropy_target: float = 0.9
+    retrieval: bool = True
+    output: str = "docs/results/semantic-ids.md"
+    data: StudyData = StudyData()
+    quantizer: StudyQuantizer = StudyQuantizer()
+    model: StudyModel = StudyModel()
+    train: StudyTrain = StudyTrain()
+    eval: EvalConfig = EvalConfig(beam=20, batch_size=250)
+    sasrec: StudySasrec = StudySasrec()
+
+
+def method_config(study: StudyConfig, dataset: str, method: str, seed: int) -> SidConfig:
+    q = study.quantizer.model_copy(update={
+        "kind": {"rq_vae": "rq_vae", "balanced": "balanced_rq_kmeans"}.get(method, "rq_kmeans")})
+    fix = FixConfig(kind={"drop_layer2": "drop_layer2", "adaptive": "adaptive"}.get(method, "none"),
+                    entropy_target=study.entropy_target if method == "adaptive" else None)
+    return SidConfig(name=f"{dataset}-{method}-{seed}", seed=seed, root=study.root,
+                     data=DataConfig(**{**study.data.model_dump(), "source": dataset}),
+                     quantizer=QuantizerConfig(**q.model_dump()), fix=fix,
+                     model=ModelConfig(**study.model.model_dump()), train=TrainConfig(**study.train.model_dump()),
+                     eval=study.eval, sasrec=SasrecConfig(**study.sasrec.model_dump()))
+
+
+def train_and_score(cfg: SidConfig, codes: np.ndarray, split) -> dict[str, float]:
+    """Train the retriever on these SIDs (no checkpoints: the study re-runs whole cells) and score it."""
+    sids = build_sids_for(cfg, codes)
+    hist, target = training_pairs(split.train, cfg.model.max_history)
+    torch.manual_seed(cfg.seed)
+    model = _make_model(cfg, sids.vocab_size)
+    opt, sched = make_optimizer(model, cfg.train)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    for _ in range(cfg.train.steps):
+        idx = torch.randint(0, len(target), (cfg.train.batch_size,), generator=gen).tolist()
+        retriever_step(model, opt, sched, sids, [hist[i] for i in idx], [target[i] for i in idx],
+                       cfg.model.max_history, torch.device("cpu"))
+    out = evaluate_retriever(model, sids, *split.test, cfg, torch.device("cpu"))
+    out["sid_length"] = float(sids.lengths.mean())
+    return out
+
+
+def run_study(study: StudyConfig, command: str) -> dict:
+    from tetrad.core.io import atomic_write_json, atomic_write_text
+    from tetrad.core.progress import progress
+    from tetrad.core.rundir import RunDir
+    from tetrad.core.seeding import seed_everything
+    from tetrad.semantic_ids.hourglass import diagnose, hourglass_score, plot_diagnostics
+
+    for d in study.datasets:
+        if d not in DATASETS:
+            raise UserError(f"unknown dataset '{d}' (known: {', '.join(DATASETS)})")
+    for m in study.methods:
+        if m not in METHODS:
+            raise UserError(f"unknown method '{m}' (known: {', '.join(METHODS)})")
+    seed_everything(study.seed)
+    run = RunDir("sid", study, tensorboard=False)
+    results: list[dict] = []
+    spent = 0.0  # minutes of earlier sessions of this study (resume=true)
+    if study.resume and (run.path / "results.json").is_file():
+        import json
+
+        results = json.loads((run.path / "results.json").read_text())
+        summary = run.path / "summary.json"
+        spent = json.loads(summary.read_text()).get("minutes", 0.0) if summary.is_file() else 0.0
+    done = {(r["dataset"], r["seed"]) for r in results if r.get("cell_done")}
+    results = [r for r in results if (r["dataset"], r["seed"]) in done]  # drop half-finished cells
+    cells = [(d, s) for d in study.datasets for s in study.seeds if (d, s) not in done]
+    started = time.perf_counter()
+    for dataset, seed in progress(cells, desc="hourglass"):
+        base = method_config(study, dataset, "rq_kmeans", seed)
+        data = load_item_data(base.data, seed, cache_dir=Path(study.root) / "sid" / "_cache")
+        retrieval = study.retrieval and seed in study.retrieval_seeds
+        split = leave_one_out(data.sequences, len(data.embeddings)) if retrieval else None
+        raw_by_kind: dict[str, np.ndarray] = {}
+        for method in study.methods:
+            cfg = method_config(study, dataset, method, seed)
+            t0 = time.perf_counter()
+            kind = cfg.quantizer.kind
+            if kind not in raw_by_kind:
+                raw_by_kind[kind] = build_quantizer(cfg.quantizer, seed).fit_encode(data.embeddings)
+            codes, info = apply_fix(raw_by_kind[kind], cfg.fix, cfg.quantizer.codebook_size)
+            report = diagnose(codes, cfg.quantizer.codebook_size)
+            row = {"dataset": dataset, "method": method, "seed": seed, "items": len(codes),
+                   "per_layer": report["per_layer"], "collision_rate": report["collision_rate"],
+                   "fix": info, "tokenize_seconds": time.perf_counter() - t0}
+            if codes.shape[1] >= 3:
+                row["hourglass"] = hourglass_score(report)
+            if seed == study.seeds[0]:
+                plot_diagnostics(codes, cfg.quantizer.codebook_size, run.plots, prefix=f"{dataset}_{method}_")
+            if retrieval:
+                t1 = time.perf_counter()
+                row["retrieval"] = train_and_score(cfg, codes, split)
+                row["retrieval_seconds"] = time.perf_counter() - t1
+            results.append(row)
+            atomic_write_json(run.path / "results.json", results)
+        if retrieval and study.sasrec.enabled:
+            results.append({"dataset": dataset, "method": "sasrec", "seed": seed,
+                            "retrieval": run_sasrec(base, split, len(data.embeddings),
+                                                    run.path / f"sasrec_{dataset}_{seed}", torch.device("cpu"))})
+            atomic_write_json(run.path / "results.json", results)
+        results[-1]["cell_done"] = True
+        atomic_write_json(run.path / "results.json", results)
+        run.write_summary({"results": len(results), "minutes": spent + (time.perf_counter() - started) / 60})
+    minutes = spent + (time.perf_counter() - started) / 60
+    text = render_report(study, results, command, minutes)
+    replace_block(study.output, "hourglass", text)
+    atomic_write_text(run.path / "report.md", text)
+    run.write_summary({"results": len(results), "minutes": minutes, "output": study.output})
+    print(f"hourglass: {len(results)} results in {minutes:.1f} min; report at {study.output}")
+    return {"results": results}
+
+
+# ---- report ---------------------------------------------------------------------------------------
+
+
+def replace_block(path: str | Path, block: str, text: str, title: str = "# Semantic IDs: results") -> None:
+    """Write `text` between `<!-- block -->` markers in `path`, keeping the file's other blocks
+    (the study and benchmarks/sid_speed.py share docs/results/semantic-ids.md)."""
+    from tetrad.core.io import atomic_write_text
+
+    path = Path(path)
+    start, end = f"<!-- {block} -->", f"<!-- /{block} -->"
+    old = path.read_text() if path.is_file() else title + "\n"
+    new = f"{start}\n{text.rstrip()}\n{end}"
+    if start in old and end in old:
+        old = old[: old.index(start)] + new + old[old.index(end) + len(end):]
+    else:
+        old = old.rstrip() + "\n\n" + new + "\n"
+    atomic_write_text(path, old)
+
+
+def _ms(values: list[float], digits: int = 3) -> str:
+    v = np.asarray(values, dtype=float)
+    if len(v) == 1:
+        return f"{v[0]:.{digits}f}"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
+
+
+def _rows(results, dataset, method):
+    return [r for r in results if r["dataset"] == dataset and r["method"] == method]
+
+
+def render_report(study: StudyConfig, results: list[dict], command: str, minutes: float) -> str:
+    seeds = len(study.seeds)
+    lines = ["## The hourglass study", "",
+             f"Made by `{command}` ({minutes:.0f} min on {platform.machine()} CPU, 1 thread; the machine was "
+             f"shared with other jobs, so no timing here is a benchmark).", "",
+             f"Values are mean ± standard deviation over {seeds} seed{'s' if seeds > 1 else ''} "
+             f"({', '.join(map(str, study.seeds))}); seeds vary the synthetic catalogue, the quantizer and the models. "
+             f"Codebooks: {study.quantizer.layers} x {study.quantizer.codebook_size}. Synthetic catalogues: "
+             f"{study.data.items:,} items x {study.data.dim} dims, {study.data.top_clusters} x "
+             f"{study.data.sub_clusters} clusters, Zipf exponent {study.data.zipf} (long tail) or 0 (uniform twin), "
+             f"{study.data.users:,} users. MovieLens-100k: 1,682 items (title, year, genres through all-MiniLM-L6-v2), "
+             f"943 users. Fixes are applied to the RQ-KMeans codes; `adaptive` removes the most frequent layer-2 codes "
+             f"until layer 2 reaches normalised entropy {study.entropy_target}.", "",
+             "### Diagnostics per layer", "",
+             "Normalised entropy (1 = every code equally used) and Gini (0 = equal counts) of each layer's code "
+             "counts; `dip` = mean entropy of layers 1 and 3 minus layer 2's (> 0 is an hourglass). For "
+             "`drop_layer2` the columns are its two layers (the original 1 and 3).", "",
+             "| dataset | method | entropy L1 | entropy L2 | entropy L3 | Gini L1 | Gini L2 | Gini L3 | top-1 share L2 "
+             "| dip | collisions | removed codes |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for d in study.datasets:
+        for m in study.methods:
+            rows = _rows(results, d, m)
+            if not rows:
+                continue
+            layers = len(rows[0]["per_layer"])
+            ent = [_ms([r["per_layer"][i]["entropy"] for r in rows]) if i < layers else "" for i in range(3)]
+            gin = [_ms([r["per_layer"][i]["gini"] for r in rows]) if i < layers else "" for i in range(3)]
+            top1 = _ms([r["per_layer"][1]["top1_share"] for r in rows])
+            dip = _ms([r["hourglass"]["entropy_dip"] for r in rows]) if "hourglass" in rows[0] else "n/a"
+            removed = _ms([len(r["fix"].get("removed_codes", [])) for r in rows], 1) if m == "adaptive" else ""
+            lines.append(f"| {d} | {m} | {' | '.join(ent)} | {' | '.join(gin)} | {top1} | {dip} | "
+                         f"{_ms([r['collision_rate'] for r in rows])} | {removed} |")
+    if study.retrieval:
+        lines += ["", "### Retrieval (leave-one-out test, trie-constrained beam search, beam "
+                  f"{study.eval.beam})", "",
+                  f"TIGER-style T5 ({study.model.layers}+{study.model.layers} layers, d_model {study.model.d_model}, "
+                  f"{study.train.steps} steps of {study.train.batch_size}, history {study.model.max_history} items); "
+                  f"SASRec on item ids ({study.sasrec.steps} steps). A collision token keeps every SID unique. "
+                  f"Seeds: {', '.join(map(str, study.retrieval_seeds))}.", "",
+                  "| dataset | method | Recall@5 | NDCG@5 | Recall@10 | NDCG@10 | mean SID length |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for d in study.datasets:
+            for m in [*study.methods, "sasrec"]:
+                rows = [r for r in _rows(results, d, m) if "retrieval" in r]
+                if rows:
+                    met = [_ms([r["retrieval"][k] for r in rows], 4) for k in ("recall@5", "ndcg@5", "recall@10",
+                                                                                 "ndcg@10")]
+                    length = _ms([r["retrieval"]["sid_length"] for r in rows], 2) if m != "sasrec" else ""
+                    lines.append(f"| {d} | {m} | {' | '.join(met)} | {length} |")
+    lines += ["", "### What the numbers say", "", *findings(study, results), ""]
+    return "\n".join(lines)
+
+
+def _mean(results, d, m, get) -> float | None:
+    rows = _rows(results, d, m)
+    vals = [get(r) for r in rows if get(r) is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def findings(study: StudyConfig, results: list[dict]) -> list[str]:
+    """Plain statements computed from the results (so they cannot drift from the tables)."""
+    out = []
+    dip = lambda r: r.get("hourglass", {}).get("entropy_dip")  # noqa: E731
+    rise = lambda r: r.get("hourglass", {}).get("gini_rise")  # noqa: E731
+    for d in study.datasets:
+        for m in ("rq_kmeans", "rq_vae"):
+            rows = _rows(results, d, m)
+            if not rows or "hourglass" not in rows[0]:
+                continue
+            dips = [dip(r) for r in rows]
+            rises = [rise(r) for r in rows]
+            seen = sum(a > 0.02 and b > 0.02 for a, b in zip(dips, rises))
+            verdict = ("an hourglass" if seen == len(rows) else "no hourglass" if seen == 0
+                       else f"an hourglass in {seen} of {len(rows)} seeds")
+            out.append(f"- {d}, {m}: {verdict} (layer-2 entropy dip {np.mean(dips):+.3f}, Gini rise "
+                       f"{np.mean(rises):+.3f}; threshold 0.02 on both).")
+    l2_ent = lambda r: r["per_layer"][1]["entropy"] if len(r["per_layer"]) >= 3 else None  # noqa: E731
+    for d in study.datasets:
+        base = _mean(results, d, "rq_kmeans", l2_ent)
+        for m in ("adaptive", "balanced"):
+            fixed = _mean(results, d, m, l2_ent)
+            if base is not None and fixed is not None:
+                out.append(f"- {d}, {m}: layer-2 entropy {base:.3f} -> {fixed:.3f} against rq_kmeans.")
+    if any("retrieval" in r for r in results):
+        for d in study.datasets:
+            base = _mean(results, d, "rq_kmeans", lambda r: r.get("retrieval", {}).get("recall@10"))
+            if base is None:
+                continue
+            parts = []
+            for m in [*study.methods, "sasrec"]:
+                v = _mean(results, d, m, lambda r: r.get("retrieval", {}).get("recall@10"))
+                if m != "rq_kmeans" and v is not None:
+                    parts.append(f"{m} {v:.4f} ({(v / base - 1) * 100 if base else float('nan'):+.0f}%)")
+            out.append(f"- {d}, Recall@10 against rq_kmeans {base:.4f}: {', '.join(parts)}.")
+    return out

@@ -1,0 +1,40 @@
+import json
+
+from tetrad.core.config import load_config
+from tetrad.semantic_ids.study import StudyConfig, findings, replace_block, run_study
+
+
+def test_replace_block_keeps_the_other_blocks(tmp_path):
+    doc = tmp_path / "r.md"
+    replace_block(doc, "a", "first A")
+    replace_block(doc, "b", "B")
+    replace_block(doc, "a", "second A")
+    text = doc.read_text()
+    assert text.startswith("# Semantic IDs: results")
+    assert "second A" in text and "first A" not in text and text.index("second A") < text.index("B\n")
+
+
+def test_study_diagnostics_resume_and_report(tmp_path):
+    args = [f"root={tmp_path}", f"output={tmp_path / 'r.md'}", "datasets=[long_tail,uniform]", "seeds=[0,1]",
+            "methods=[rq_kmeans,adaptive,balanced]", "retrieval=false", "data.items=3000", "data.dim=16",
+            "data.top_clusters=16", "data.sub_clusters=8", "data.users=20", "quantizer.codebook_size=16",
+            "quantizer.niter=5"]
+    run_study(load_config(StudyConfig, None, args), command="tetrad sid hourglass ...")
+    results = json.loads((tmp_path / "sid/hourglass/results.json").read_text())
+    assert len(results) == 12 and sum(r.get("cell_done", False) for r in results) == 4
+    text = (tmp_path / "r.md").read_text()
+    assert "Made by `tetrad sid hourglass ...`" in text and "| long_tail | adaptive |" in text
+    assert "- long_tail, rq_kmeans: an hourglass" in text
+    # the uniform twin is flat: every balanced layer holds equal counts, so its Gini is ~0
+    bal = [r for r in results if r["method"] == "balanced"]
+    assert all(max(layer["gini"] for layer in r["per_layer"]) < 0.01 for r in bal)
+    # resume keeps finished cells and only re-renders
+    again = run_study(load_config(StudyConfig, None, [*args, "resume=true"]), command="again")
+    assert [r["per_layer"] for r in again["results"]] == [r["per_layer"] for r in results]
+
+
+def test_findings_say_when_the_effect_is_absent():
+    rows = [{"dataset": "uniform", "method": "rq_kmeans", "seed": s, "per_layer": [{"entropy": 0.9}] * 3,
+             "hourglass": {"entropy_dip": 0.0, "gini_rise": -0.01}} for s in (0, 1)]
+    cfg = load_config(StudyConfig, None, ["datasets=[uniform]", "methods=[rq_kmeans]"])
+    assert findings(cfg, rows)[0].startswith("- uniform, rq_kmeans: no hourglass")
