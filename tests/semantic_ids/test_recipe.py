@@ -67,6 +67,15 @@ def test_user_embedding_file_and_bad_input_exit_2(tmp_path, capsys):
     assert "user 2 has unknown item id 900 (the catalogue has 600 items)" in capsys.readouterr().err
     assert cli("tokenize", *common, "data.path=missing.npy", "name=m") == 2
     assert "embedding file not found: missing.npy" in capsys.readouterr().err
+    # new items through a saved quantizer: same codes for the same items, one line for a wrong dimension
+    saved = tmp_path / "sid/ok/quantizer.pt"
+    assert cli("tokenize", *common, f"data.path={tmp_path / 'e.npy'}", f"quantizer_file={saved}",
+               "quantizer.codebook_size=999", "name=again") == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "sid/again/codes.npy"), np.load(tmp_path / "sid/ok/codes.npy"))
+    np.save(tmp_path / "narrow.npy", emb[:, 3:7])  # (column 2 holds the inf)
+    assert cli("tokenize", *common, f"data.path={tmp_path / 'narrow.npy'}", f"quantizer_file={saved}",
+               "name=narrow") == 2
+    assert "have dimension 4 but the quantizer was fitted on dimension 8" in capsys.readouterr().err
 
 
 def losses(path):

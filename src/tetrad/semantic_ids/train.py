@@ -98,6 +98,7 @@ class SidConfig(RunConfig):
     fix: FixConfig = FixConfig()
     collision: Literal["token", "none"] = "token"
     codes: str = ""  # a codes .npy to use instead of fitting a quantizer (diagnose / train)
+    quantizer_file: str = ""  # a saved quantizer.pt to encode the items with instead of fitting one
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
@@ -158,6 +159,12 @@ def tokenize(cfg: SidConfig, data: ItemData, run_path: Path | None) -> Tokenized
 
     if cfg.codes:
         raw = load_codes(cfg.codes, len(data.embeddings))
+    elif cfg.quantizer_file:
+        from tetrad.semantic_ids.quantizers import load_quantizer
+
+        q = load_quantizer(cfg.quantizer_file)
+        cfg.quantizer.codebook_size = q.codebook_size  # downstream (fix, SIDs) follows the saved codebooks
+        raw = q.encode(data.embeddings)
     else:
         q = build_quantizer(cfg.quantizer, cfg.seed)
         raw = q.fit_encode(data.embeddings)
