@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -116,3 +117,12 @@ def test_ddp_under_torchrun_matches_one_process(tmp_path):
     b = torch.load(tmp_path / "sid/two/checkpoints/step_000000004.pt", weights_only=True)["model"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["movielens", "long_tail", "uniform", "tiger_amazon"])
+def test_shipped_configs_load(name):
+    c = load_config(SidConfig, Path(__file__).parents[2] / "configs" / "sid" / f"{name}.yaml")
+    assert c.name and c.eval.beam >= max(c.eval.ks)
+    if name == "tiger_amazon":  # TIGER's published setting
+        assert (c.quantizer.layers, c.quantizer.codebook_size, c.model.layers, c.model.heads, c.model.d_kv,
+                c.model.d_ff) == (3, 256, 4, 6, 64, 1024)
