@@ -143,7 +143,7 @@ class ScenarioSparseMoE(nn.Module):
         if self.top_k:
             others = logits.masked_fill(active, float("-inf"))
             top = others.topk(self.top_k, dim=-1).indices
-            active = active | torch.zeros_like(active).scatter(-1, top, True)
+            active = active | nn.functional.one_hot(top, self.n_scenarios).sum(-2).bool()
         g = torch.sigmoid(logits) * active.to(x.dtype)
         out = (self.experts(x) * g.unsqueeze(-1)).sum(2)
         if self.shared is not None:

@@ -207,3 +207,11 @@ def _count_rows(path: Path) -> int:
     from tetrad.data.parquet import parquet_num_rows
 
     return parquet_num_rows(path)
+
+
+if __name__ == "__main__":  # torchrun --nproc_per_node N -m tetrad.ranking.train [key=value ...]
+    import sys
+
+    from tetrad.core.config import load_config
+
+    train(load_config(TrainConfig, None, sys.argv[1:]))

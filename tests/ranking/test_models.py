@@ -1,0 +1,85 @@
+import pytest
+import torch
+
+from tetrad.core.errors import UserError
+from tetrad.data.ctr_synthetic import SyntheticCTRConfig, synthetic_schema
+from tetrad.ranking.data import iter_batches, select_features
+from tetrad.ranking.heads import multitask_loss
+from tetrad.ranking.models import BACKBONES, ModelConfig, build_model, dense_parameter_count, resolve_config
+
+SYNTHETIC_FEATURES = select_features(synthetic_schema(SyntheticCTRConfig()))
+
+
+def test_15m_preset_matches_the_paper_and_1b_builds_on_meta():
+    m15 = build_model(ModelConfig(preset="15m"), SYNTHETIC_FEATURES, device="meta")
+    cfg = resolve_config(ModelConfig(preset="15m"), SYNTHETIC_FEATURES)
+    assert (cfg.layers, cfg.experts, cfg.tokens, cfg.width) == (4, 3, 12, 204)
+    assert abs(dense_parameter_count(m15) - 15e6) / 15e6 < 0.10
+    b1 = resolve_config(ModelConfig(preset="1b"), SYNTHETIC_FEATURES)
+    assert (b1.layers, b1.experts, b1.tokens, b1.width) == (8, 4, 27, 756)
+    n = dense_parameter_count(build_model(ModelConfig(preset="1b"), SYNTHETIC_FEATURES, device="meta"))
+    assert 0.9e9 < n < 1.1e9
+
+
+@pytest.mark.parametrize("preset", ["tiny", "15m"])
+def test_baselines_are_matched_to_mtmixatt_parameter_count(preset):
+    target = dense_parameter_count(build_model(ModelConfig(preset=preset), SYNTHETIC_FEATURES, device="meta"))
+    for name in BACKBONES:
+        n = dense_parameter_count(build_model(ModelConfig(name=name, preset=preset), SYNTHETIC_FEATURES,
+                                              device="meta"))
+        assert abs(n - target) / target < 0.10, name
+
+
+def test_explicit_fields_win_over_the_preset_and_bad_names_are_user_errors():
+    cfg = resolve_config(ModelConfig(preset="15m", layers=2), SYNTHETIC_FEATURES)
+    assert cfg.layers == 2 and cfg.width == 204
+    with pytest.raises(UserError, match="unknown model"):
+        build_model(ModelConfig(name="dcn"), SYNTHETIC_FEATURES)
+    with pytest.raises(UserError, match="unknown preset"):
+        build_model(ModelConfig(preset="huge"), SYNTHETIC_FEATURES)
+    with pytest.raises(UserError, match="unknown feature"):
+        build_model(ModelConfig(grouping="manual", groups=[["nope"]] * 12), SYNTHETIC_FEATURES)
+
+
+@pytest.mark.parametrize("name", list(BACKBONES))
+def test_every_model_fits_a_batch(name, small_log):
+    path, _, features = small_log
+    batch = next(iter_batches(path / "train", features, 64))
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name=name, hash_buckets=2_000), features)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(20):
+        ctr, cvr = model(*batch.inputs())
+        loss = multitask_loss(ctr, cvr, batch.click, batch.conversion) + model.aux_loss()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert ctr.shape == cvr.shape == (64,)
+    assert losses[-1] < 0.7 * losses[0], (name, losses[0], losses[-1])
+
+
+def test_mtmixatt_ablation_switches_build_and_change_the_model(small_log):
+    path, _, features = small_log
+    batch = next(iter_batches(path / "train", features, 32))
+    variants = [dict(grouping="manual"), dict(grouping="random"), dict(mixing="zero"), dict(mixing="transpose"),
+                dict(mixing="none"), dict(dense_gate="relu"), dict(shared_experts=0), dict(sparse_moe=False),
+                dict(norm="prenorm")]
+    base = dense_parameter_count(build_model(ModelConfig(), features))
+    for v in variants:
+        model = build_model(ModelConfig(**v), features)
+        assert model(*batch.inputs())[0].shape == (32,)
+        if "shared_experts" in v or "sparse_moe" in v:
+            assert dense_parameter_count(model) < base
+
+
+def test_scenario_changes_mtmixatt_predictions(small_log):
+    path, _, features = small_log
+    batch = next(iter_batches(path / "train", features, 16))
+    model = build_model(ModelConfig(), features).eval()
+    cat, num, mh, scen = batch.inputs()
+    with torch.no_grad():
+        a = model(cat, num, mh, torch.zeros_like(scen))[0]
+        b = model(cat, num, mh, torch.full_like(scen, 2))[0]
+    assert not torch.allclose(a, b)

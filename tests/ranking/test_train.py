@@ -1,0 +1,97 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from tetrad.core.checkpoint import load_checkpoint_file
+from tetrad.core.errors import UserError
+from tetrad.ranking.data import iter_batches
+from tetrad.ranking.export import export_onnx, load_trained
+from tetrad.ranking.heads import probabilities
+from tetrad.ranking.train import TrainConfig, train
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cfg(tmp_path, log, **over) -> TrainConfig:
+    base = {"root": str(tmp_path), "name": "r", "data": {"source": "dir", "path": str(log)},
+            "model": {"hash_buckets": 2_000}, "batch_size": 96, "steps": 12, "log_every": 4,
+            "checkpoint_every": 4, "lr": 3e-3}
+    for k, v in over.items():
+        base[k] = {**base[k], **v} if isinstance(v, dict) else v
+    return TrainConfig.model_validate(base)
+
+
+def final_params(run_dir: Path) -> torch.Tensor:
+    ck = sorted((run_dir / "checkpoints").glob("step_*.pt"))[-1]
+    return torch.cat([v.flatten().float() for v in load_checkpoint_file(ck)["model"].values()])
+
+
+def test_train_reports_metrics_per_task_scenario_and_the_oracle(tmp_path, small_log):
+    log, schema, _ = small_log
+    s = train(cfg(tmp_path, log, steps=40))
+    for task in ("ctr", "ctcvr"):
+        for m in ("auc", "gauc", "logloss"):
+            assert np.isfinite(s[f"{task}_{m}"]) and np.isfinite(s[f"oracle/{task}_{m}"])
+            for name in schema.scenarios:
+                assert f"{task}_{m}/{name}" in s
+    assert 0.5 < s["ctr_auc"] <= s["oracle/ctr_auc"] + 0.02  # it learned, and cannot beat the truth by much
+    assert s["eval_rows"] == 1_200 and s["dense_params"] > 0
+    summary = json.loads((tmp_path / "ranking/r/summary.json").read_text())
+    assert summary["ctr_auc"] == s["ctr_auc"]
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path, small_log):
+    log, _, _ = small_log
+    train(cfg(tmp_path, log, name="whole"))
+    train(cfg(tmp_path, log, name="cut", steps=8))  # stops at step 8 (as an interruption after a checkpoint)
+    train(cfg(tmp_path, log, name="cut", resume=True))
+    assert torch.equal(final_params(tmp_path / "ranking/whole"), final_params(tmp_path / "ranking/cut"))
+    with pytest.raises(UserError, match="resume=true"):
+        train(cfg(tmp_path, log, name="whole"))
+
+
+def test_two_processes_match_one_at_the_same_global_batch(tmp_path, small_log):
+    log, _, _ = small_log
+    train(cfg(tmp_path, log, name="one", steps=6, lr=1e-3))
+    overrides = [f"root={tmp_path}", "name=two", "data.source=dir", f"data.path={log}", "model.hash_buckets=2000",
+                 "batch_size=96", "steps=6", "checkpoint_every=4", "lr=0.001"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "tetrad.ranking.train", *overrides]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one, two = final_params(tmp_path / "ranking/one"), final_params(tmp_path / "ranking/two")
+    assert torch.allclose(one, two, atol=1e-5, rtol=1e-4)
+
+
+def test_onnx_export_predicts_what_pytorch_predicts(tmp_path, small_log):
+    log, _, features = small_log
+    train(cfg(tmp_path, log, name="exp", steps=4))
+    model, feats = load_trained(tmp_path / "ranking/exp")
+    path = export_onnx(model, feats, tmp_path / "m.onnx")
+    batch = next(iter_batches(log / "eval", features, 37))  # a batch size the export never saw
+    with torch.no_grad():
+        want = [t.numpy() for t in probabilities(*model(*batch.inputs()))]
+    cat, num, mh, scen = batch.inputs()
+    feed = {"categorical": cat.numpy(), "numeric": num.numpy(), "scenario": scen.numpy(),
+            **{f"multihot_{f.name}": t.numpy() for f, t in zip(features.multihot, mh)}}
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["p_ctr", "p_ctcvr"], feed)
+    np.testing.assert_allclose(got[0], want[0], atol=1e-5)
+    np.testing.assert_allclose(got[1], want[1], atol=1e-5)
+
+
+def test_config_mistakes_are_user_errors(tmp_path, small_log):
+    log, _, _ = small_log
+    with pytest.raises(UserError, match="unknown feature"):
+        train(cfg(tmp_path, log, data={"features": ["user_id", "shoe_size"]}))
+    with pytest.raises(UserError, match="larger than"):
+        train(cfg(tmp_path, log, name="big", batch_size=100_000))
+    with pytest.raises(UserError, match="schema.json"):
+        train(cfg(tmp_path, log, name="x", data={"path": str(tmp_path / "none")}))
