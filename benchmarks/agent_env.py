@@ -8,7 +8,9 @@ actions in both set-ups), once with all environments in this process and once in
 of `--workers` processes. Resets (and episode ends, re-reset between rounds) are not timed:
 steps/s counts environment steps only. The shop is stepped in this process with random
 admissible actions. Each figure is the median of `--repeats` runs; the pool's speed-up is the
-ratio of medians measured in the same run.
+ratio of medians measured in the same run. A one-worker pool is measured too (its gap to one
+process is the pool's own overhead), and the machine's load average is reported: on a machine
+whose cores are busy with other work the pool cannot run its workers in parallel.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import random
 import statistics
 import sys
@@ -67,11 +70,13 @@ def main(argv=None) -> dict:
         folders = make_games(Path(tmp), 8, "train", 0, verify_steps=0)
         make_env = functools.partial(AlfworldEnv, folders, max_steps=1000)
         local = LocalEnvs([make_env() for _ in range(args.envs)])
-        one, pooled = [], []
-        with EnvPool(make_env, args.envs, args.workers) as pool:
+        one, pooled, single_worker = [], [], []
+        load_before = os.getloadavg()[0]
+        with EnvPool(make_env, args.envs, args.workers) as pool, EnvPool(make_env, args.envs, 1) as pool1:
             for r in range(args.repeats):
                 one.append(step_rate(local, args.envs, args.rounds, seed=r))
                 pooled.append(step_rate(pool, args.envs, args.rounds, seed=r))
+                single_worker.append(step_rate(pool1, args.envs, args.rounds, seed=r))
     products = make_catalogue(2000, 0)
     shop = LocalEnvs([ShopEnv(products, split="train", n_goals=200, max_steps=15) for _ in range(args.envs)])
     shop_rates = [step_rate(shop, args.envs, args.rounds * 10, seed=r) for r in range(args.repeats)]
@@ -80,8 +85,10 @@ def main(argv=None) -> dict:
         "alfworld_one_process_steps_per_s": statistics.median(one),
         "alfworld_pool_steps_per_s": statistics.median(pooled),
         "pool_speedup": statistics.median(pooled) / statistics.median(one),
+        "one_worker_pool_steps_per_s": statistics.median(single_worker),  # the pool's own overhead
+        "load_average_before_after": [load_before, os.getloadavg()[0]],  # other processes on the machine
         "shop_steps_per_s": statistics.median(shop_rates),
-        "runs": {"one_process": one, "pool": pooled, "shop": shop_rates},
+        "runs": {"one_process": one, "pool": pooled, "one_worker_pool": single_worker, "shop": shop_rates},
     }
     print(json.dumps(result, indent=1))
     if args.out:
