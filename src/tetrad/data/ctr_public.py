@@ -183,12 +183,12 @@ ALICCP_NUMERIC = ["D109_14", "D110_14", "D127_14", "D150_14", "D508", "D509", "D
 def aliccp_to_ctr(train_csv: str | os.PathLike, test_csv: str | os.PathLike, out_dir: str | os.PathLike,
                   rows_per_shard: int = 1_000_000) -> CTRSchema:
     frames = dict(zip(("train", "eval"), _read_csvs([Path(train_csv), Path(test_csv)], "Ali-CCP")))
-    for name, f in frames.items():
+    for name, f in list(frames.items()):
         missing = [c for c in ["click", "purchase", *ALICCP_CATEGORICAL, *ALICCP_NUMERIC] if c not in f.columns]
         if missing:
             raise UserError(f"Ali-CCP {name} file has no column '{missing[0]}'")
         _check_labels(f, "Ali-CCP", "click", "purchase")
-        f.rename(columns={"purchase": "conversion"}, inplace=True)
+        frames[name] = f = f.rename(columns={"purchase": "conversion"})
         if (f["conversion"] > f["click"]).any():
             raise UserError("Ali-CCP: a purchase without a click")
     # scenario: field 301 takes values 1..3 in the public files; ids are re-indexed from 0
