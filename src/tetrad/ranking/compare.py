@@ -1,0 +1,168 @@
+"""`tetrad ranking compare`: every model at matched dense size, several seeds, same data, plus
+MTmixAtt's ablations; writes a mean ± std table and a plot to `docs/results/ranking.md`.
+
+Each (dataset, variant, seed) is one ordinary `tetrad ranking train` run under
+`<root>/ranking/<name>-<dataset>-<variant>-s<seed>`; a run that already has a summary
+is reused, so an interrupted comparison continues where it stopped. Ablations run on the
+first dataset only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tetrad.core.config import RunConfig
+from tetrad.core.errors import UserError
+from tetrad.core.io import atomic_write_text
+from tetrad.core.plots import new_figure, save_figure
+from tetrad.ranking.models import BACKBONES
+from tetrad.ranking.train import DataConfig, TrainConfig, train
+
+DEFAULT_ABLATIONS: dict[str, dict] = {
+    "grouping=manual": {"grouping": "manual"},
+    "grouping=random": {"grouping": "random"},
+    "mixing=zero": {"mixing": "zero"},
+    "mixing=transpose": {"mixing": "transpose"},
+    "dense_gate=relu": {"dense_gate": "relu"},
+    "shared_experts=0": {"shared_experts": 0},
+    "sparse_moe=off": {"sparse_moe": False},
+    "norm=prenorm": {"norm": "prenorm"},
+    "norm=postnorm": {"norm": "postnorm"},
+}
+COLUMNS = ["ctr_auc", "ctr_gauc", "ctcvr_auc", "ctcvr_gauc", "ctr_logloss", "ctcvr_logloss"]
+
+
+class CompareConfig(RunConfig):
+    name: str = "compare"
+    datasets: dict[str, DataConfig] = {
+        "synthetic": DataConfig(),
+        "movielens": DataConfig(source="movielens", path="runs/data/ranking-movielens"),
+    }
+    models: list[str] = list(BACKBONES)
+    ablations: dict[str, dict] = DEFAULT_ABLATIONS
+    seeds: list[int] = [0, 1, 2]
+    preset: str = "tiny"
+    model: dict = {}  # model fields every run shares (e.g. hash_buckets)
+    train: dict = {}  # TrainConfig fields every run shares (batch_size, epochs, lr, threads, ...)
+    out: str = "docs/results/ranking.md"
+    command: str = "tetrad ranking compare --config configs/ranking/compare.yaml"
+
+
+def _run(cfg: CompareConfig, dataset: str, data: DataConfig, variant: str, model: dict, seed: int) -> dict:
+    name = f"{cfg.name}-{dataset}-{variant}-s{seed}".replace("=", "_")
+    summary = Path(cfg.root) / "ranking" / name / "summary.json"
+    if summary.is_file():
+        return json.loads(summary.read_text())
+    tc = TrainConfig.model_validate({**cfg.train, "name": name, "root": cfg.root, "seed": seed,
+                                     "data": data.model_dump(), "model": {**cfg.model, **model, "preset": cfg.preset},
+                                     "resume": (summary.parent / "metrics.jsonl").exists()})
+    print(f"compare: {dataset} {variant} seed {seed}", flush=True)
+    return train(tc)
+
+
+def compare(cfg: CompareConfig) -> Path:
+    unknown = [m for m in cfg.models if m not in BACKBONES]
+    if unknown:
+        raise UserError(f"unknown model '{unknown[0]}' (available: {', '.join(BACKBONES)})")
+    if not cfg.datasets or not cfg.seeds:
+        raise UserError("compare needs at least one dataset and one seed")
+    results: dict[str, dict[str, list[dict]]] = {}
+    for i, (dataset, data) in enumerate(cfg.datasets.items()):
+        variants = {m: {"name": m} for m in cfg.models}
+        if i == 0:
+            variants.update({f"mtmixatt {a}": {"name": "mtmixatt", **over} for a, over in cfg.ablations.items()})
+        results[dataset] = {v: [_run(cfg, dataset, data, v.replace(" ", "-"), model, s) for s in cfg.seeds]
+                            for v, model in variants.items()}
+    out = Path(cfg.out)
+    plots = {d: _plot(d, v, cfg, out.with_name(f"{out.stem}_{d}.png")).name for d, v in results.items()}
+    atomic_write_text(out, render(cfg, results, plots))
+    return out
+
+
+def _stats(runs: list[dict], key: str) -> tuple[float, float]:
+    v = np.array([r[key] for r in runs], dtype=float)
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+
+def _cell(runs: list[dict], key: str) -> str:
+    m, s = _stats(runs, key)
+    return f"{m:.4f} ± {s:.4f}"
+
+
+def render(cfg: CompareConfig, results: dict[str, dict[str, list[dict]]], plots: dict[str, str]) -> str:
+    lines = ["# MTmixAtt and baselines: quality at matched size", "",
+             f"Made by `{cfg.command}` (preset `{cfg.preset}`, seeds {cfg.seeds}, "
+             f"shared training settings {json.dumps(cfg.train)}). Every number is mean ± std over the seeds "
+             f"of the eval split; dense parameters exclude embedding tables; baselines are sized to "
+             f"MTmixAtt's count by `tetrad.ranking.models.resolve_config`.", ""]
+    for dataset, variants in results.items():
+        models = {v: r for v, r in variants.items() if " " not in v}
+        ablations = {v: r for v, r in variants.items() if " " in v}
+        first = next(iter(models.values()))[0]
+        lines += [f"## {dataset}", "", f"Data: `{first['dataset']}`.", "",
+                  "| model | dense params | " + " | ".join(COLUMNS) + " | train samples/s |",
+                  "| --- | ---: | " + " | ".join("---:" for _ in COLUMNS) + " | ---: |"]
+        for v, runs in sorted(models.items(), key=lambda kv: -_stats(kv[1], "ctr_auc")[0]):
+            lines.append(f"| {v} | {runs[0]['dense_params']:,} | " + " | ".join(_cell(runs, c) for c in COLUMNS)
+                         + f" | {_stats(runs, 'train_samples_per_s')[0]:,.0f} |")
+        if "oracle/ctr_auc" in first:
+            lines.append("| *oracle (true probabilities)* | – | "
+                         + " | ".join(f"{first['oracle/' + c]:.4f}" for c in COLUMNS) + " | – |")
+        lines.append("")
+        lines += _verdict(models)
+        if ablations and "mtmixatt" in models:
+            base = {c: _stats(models["mtmixatt"], c)[0] for c in ("ctr_auc", "ctcvr_auc")}
+            lines += ["", f"### MTmixAtt ablations ({dataset})", "",
+                      "| variant | dense params | ctr_auc | Δ ctr_auc | ctcvr_auc | Δ ctcvr_auc |",
+                      "| --- | ---: | ---: | ---: | ---: | ---: |",
+                      f"| full MTmixAtt | {models['mtmixatt'][0]['dense_params']:,} | "
+                      f"{_cell(models['mtmixatt'], 'ctr_auc')} | – | {_cell(models['mtmixatt'], 'ctcvr_auc')} | – |"]
+            for v, runs in ablations.items():
+                d_ctr = _stats(runs, "ctr_auc")[0] - base["ctr_auc"]
+                d_cvr = _stats(runs, "ctcvr_auc")[0] - base["ctcvr_auc"]
+                lines.append(f"| {v.split(' ', 1)[1]} | {runs[0]['dense_params']:,} | {_cell(runs, 'ctr_auc')} | "
+                             f"{d_ctr:+.4f} | {_cell(runs, 'ctcvr_auc')} | {d_cvr:+.4f} |")
+        lines += ["", f"![CTR and CTCVR AUC per model on {dataset}]({plots[dataset]})", ""]
+    lines += ["Timings (samples/s) were taken on a 2-core machine shared with other jobs: they are noisy "
+              "and only indicative; `benchmarks/ranking_throughput.py` measures speed on its own.", ""]
+    return "\n".join(lines)
+
+
+def _verdict(models: dict[str, list[dict]]) -> list[str]:
+    if "mtmixatt" not in models or len(models) < 2:
+        return []
+    out = []
+    for metric in ("ctr_auc", "ctr_gauc", "ctcvr_auc", "ctcvr_gauc"):
+        mine, mine_sd = _stats(models["mtmixatt"], metric)
+        beaten = [v for v in models if v != "mtmixatt" and _stats(models[v], metric)[0] >= mine]
+        best_other = max((v for v in models if v != "mtmixatt"), key=lambda v: _stats(models[v], metric)[0])
+        gap = mine - _stats(models[best_other], metric)[0]
+        if beaten:
+            out.append(f"- {metric}: MTmixAtt does **not** beat every baseline: "
+                       f"{', '.join(beaten)} score{'s' if len(beaten) == 1 else ''} at least as high "
+                       f"(best: {best_other}, MTmixAtt {gap:+.4f}).")
+        else:
+            out.append(f"- {metric}: MTmixAtt is highest, {gap:+.4f} over the best baseline ({best_other}); "
+                       f"seed std {mine_sd:.4f}.")
+    return out
+
+
+def _plot(dataset: str, variants: dict[str, list[dict]], cfg: CompareConfig, path: Path) -> Path:
+    fig, ax = new_figure(7.0, 4.5)
+    names = [v for v in variants if " " not in v]
+    x = np.arange(len(names))
+    first = variants[names[0]][0]
+    for j, metric in enumerate(("ctr_auc", "ctcvr_auc")):
+        stats = [_stats(variants[n], metric) for n in names]
+        ax.bar(x + (j - 0.5) * 0.4, [m for m, _ in stats], 0.4, yerr=[s for _, s in stats], label=metric)
+        if f"oracle/{metric}" in first:
+            ax.axhline(first[f"oracle/{metric}"], ls="--", lw=1, color=f"C{j}")
+    lo = min(_stats(variants[n], m)[0] for n in names for m in ("ctr_auc", "ctcvr_auc"))
+    ax.set_ylim(max(0.0, lo - 0.05), None)
+    ax.set_xticks(x, names, rotation=45, ha="right")
+    ax.set(title=f"{dataset}: preset {cfg.preset}, {len(cfg.seeds)} seeds (dashed: oracle)", ylabel="AUC")
+    ax.legend()
+    return save_figure(fig, path)
