@@ -82,6 +82,18 @@ def test_env_api_and_real_engine_semantics(alfworld_games):
     assert done and env.steps == 3  # the step limit ends the episode
 
 
+def test_episodes_keep_their_own_expert_randomness(alfworld_games):
+    _, folders, _ = alfworld_games
+    env = AlfworldEnv(folders, max_steps=150, expert=True)
+    random.seed(123)
+    outside = random.getstate()
+    a = run_expert(env, 5, seed=7)
+    assert random.getstate() == outside  # the episode did not touch the caller's generator
+    random.random()  # and the caller's draws do not change a replay
+    b = run_expert(env, 5, seed=7)
+    assert [s["action"] for s in a["steps"]] == [s["action"] for s in b["steps"]]
+
+
 def test_export_expert_trajectories(alfworld_games, tmp_path):
     _, folders, _ = alfworld_games
     out = tmp_path / "expert.jsonl"

@@ -13,8 +13,9 @@ when asked, `AlfredExpert` (the handcoded expert, whose next command is `info["e
 limit reached. An unparsable command is passed to the engine, which answers "Nothing happens."
 and the episode continues (the rollout loop charges the invalid-action penalty).
 
-The handcoded expert draws from Python's global `random` when it is stuck, so `reset` seeds it
-from the episode seed: an episode replays exactly.
+The handcoded expert draws from Python's global `random` when it is stuck, so each episode
+keeps its own state of that generator, seeded from the episode seed at `reset`: an episode
+replays exactly, also when several environments share a worker process.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import random
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -136,8 +138,9 @@ class AlfworldEnv:
             self._traj = read_traj(folder)
             self._env = self._start(folder)
             self._loaded = folder
-        random.seed(rng.getrandbits(64))  # the handcoded expert's fallback draws
-        self._state = self._env.reset()
+        self._random_state = random.Random(rng.getrandbits(64)).getstate()
+        with self._own_random():
+            self._state = self._env.reset()
         self._expert_alive = self.expert
         self.steps = 0
         obs = self._state.feedback
@@ -149,17 +152,30 @@ class AlfworldEnv:
             raise RuntimeError("step() before reset()")
         from alfworld.agents.expert import HandCodedAgentTimeout
 
-        try:
-            self._state, score, _ = self._env.step(action)
-        except Exception as e:  # the expert wrapper raises once it has run out of steps
-            if not isinstance(e, HandCodedAgentTimeout) and str(e) != "Timeout":
-                raise
-            self._expert_alive = False
-            self._state, score, _ = self._env._wrapped_env.step(action)
+        with self._own_random():
+            try:
+                self._state, score, _ = self._env.step(action)
+            except Exception as e:  # the expert wrapper raises once it has run out of steps
+                if not isinstance(e, HandCodedAgentTimeout) and str(e) != "Timeout":
+                    raise
+                self._expert_alive = False
+                self._state, score, _ = self._env._wrapped_env.step(action)
         self.steps += 1
         info = self._info()
         done = info["won"] or self.steps >= self.max_steps
         return self._state.feedback, float(score), done, info
+
+    @contextmanager
+    def _own_random(self):
+        """Run with this episode's state of Python's global `random` (the handcoded expert draws
+        from it), so episodes sharing a process do not perturb each other."""
+        outside = random.getstate()
+        random.setstate(self._random_state)
+        try:
+            yield
+        finally:
+            self._random_state = random.getstate()
+            random.setstate(outside)
 
     def _info(self) -> dict[str, Any]:
         s = self._state
