@@ -70,12 +70,12 @@ def compare(cfg: CompareConfig) -> Path:
     if not cfg.datasets or not cfg.seeds:
         raise UserError("compare needs at least one dataset and one seed")
     results: dict[str, dict[str, list[dict]]] = {}
-    for i, (dataset, data) in enumerate(cfg.datasets.items()):
-        variants = {m: {"name": m} for m in cfg.models}
-        if i == 0:
-            variants.update({f"mtmixatt {a}": {"name": "mtmixatt", **over} for a, over in cfg.ablations.items()})
-        results[dataset] = {v: [_run(cfg, dataset, data, v.replace(" ", "-"), model, s) for s in cfg.seeds]
-                            for v, model in variants.items()}
+    for dataset, data in cfg.datasets.items():  # the main tables first, the ablations after them
+        results[dataset] = {m: [_run(cfg, dataset, data, m, {"name": m}, s) for s in cfg.seeds] for m in cfg.models}
+    dataset, data = next(iter(cfg.datasets.items()))
+    for a, over in cfg.ablations.items():
+        results[dataset][f"mtmixatt {a}"] = [_run(cfg, dataset, data, f"mtmixatt-{a}", {"name": "mtmixatt", **over}, s)
+                                             for s in cfg.seeds]
     out = Path(cfg.out)
     plots = {d: _plot(d, v, cfg, out.with_name(f"{out.stem}_{d}.png")).name for d, v in results.items()}
     atomic_write_text(out, render(cfg, results, plots))

@@ -1,0 +1,112 @@
+"""Training and inference throughput, FLOPs per sample and MFU of every ranking model.
+
+    python benchmarks/ranking_throughput.py [--preset 15m] [--batch 512] [--steps 5] [--threads 2]
+
+For each model at the preset (baselines matched to MTmixAtt's dense parameter count):
+training samples/s (forward + backward + Adam), inference samples/s (no grad), FLOPs per
+sample of one forward pass (counted by torch.utils.flop_counter: matmuls, convolutions,
+attention) and MFU = achieved training FLOP/s / peak, where training FLOPs = 3 x forward
+and the peak is the dense fp32 matmul rate measured in this same run (a 2048^3 matmul).
+Inputs are synthetic batches in the schema of the default synthetic log. Prints a markdown
+table; medians over `--steps` timed steps after one warm-up step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from tetrad.data.ctr_synthetic import SyntheticCTRConfig, synthetic_schema
+from tetrad.ranking.data import Batch, FeatureSet, select_features
+from tetrad.ranking.heads import multitask_loss
+from tetrad.ranking.models import BACKBONES, ModelConfig, build_model, dense_parameter_count
+
+
+def random_batch(features: FeatureSet, n: int, gen: torch.Generator) -> Batch:
+    cat = torch.stack([torch.randint(0, f.cardinality, (n,), generator=gen) for f in features.categorical], 1)
+    num = torch.rand(n, len(features.numeric), generator=gen) * 10
+    mh = [torch.randint(0, f.cardinality + 1, (n, f.max_len), generator=gen) for f in features.multihot]
+    scen = torch.randint(0, features.n_scenarios, (n,), generator=gen)
+    click = (torch.rand(n, generator=gen) < 0.2).float()
+    return Batch(cat, num, mh, scen, torch.zeros(n, dtype=torch.long), click, click * (torch.rand(n) < 0.3))
+
+
+def peak_matmul_flops(size: int = 2048, reps: int = 5) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t)
+    return 2 * size ** 3 / min(times)
+
+
+def forward_flops(model, batch: Batch) -> float:
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(*batch.inputs())
+    return counter.get_total_flops() / len(batch)
+
+
+def measure(name: str, preset: str, features: FeatureSet, batch: Batch, steps: int) -> dict:
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name=name, preset=preset, hash_buckets=20_000), features)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def train_step():
+        ctr, cvr = model(*batch.inputs())
+        loss = multitask_loss(ctr, cvr, batch.click, batch.conversion) + model.aux_loss()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def timed(fn) -> float:
+        fn()  # warm-up
+        times = []
+        for _ in range(steps):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return statistics.median(times)
+
+    t_train = timed(train_step)
+    model.eval()
+    with torch.no_grad():
+        t_infer = timed(lambda: model(*batch.inputs()))
+    return {"model": name, "dense_params": dense_parameter_count(model), "flops": forward_flops(model, batch),
+            "train_sps": len(batch) / t_train, "infer_sps": len(batch) / t_infer}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="15m")
+    ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--models", nargs="*", default=list(BACKBONES))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    features = select_features(synthetic_schema(SyntheticCTRConfig()))
+    batch = random_batch(features, args.batch, torch.Generator().manual_seed(0))
+    peak = peak_matmul_flops()
+    rows = [measure(m, args.preset, features, batch, args.steps) for m in args.models]
+    ref = next((r for r in rows if r["model"] == "rankmixer"), None)
+    print(f"preset {args.preset}, batch {args.batch}, {args.threads} threads, median of {args.steps} steps; "
+          f"measured fp32 matmul peak {peak / 1e9:.1f} GFLOP/s\n")
+    print("| model | dense params | MFLOPs/sample (fwd) | train samples/s | infer samples/s | train MFU "
+          "| train vs RankMixer |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        mfu = 3 * r["flops"] * r["train_sps"] / peak
+        rel = f"{r['train_sps'] / ref['train_sps']:.2f}x" if ref else "–"
+        print(f"| {r['model']} | {r['dense_params']:,} | {r['flops'] / 1e6:.1f} | {r['train_sps']:,.0f} | "
+              f"{r['infer_sps']:,.0f} | {100 * mfu:.1f}% | {rel} |")
+
+
+if __name__ == "__main__":
+    main()
