@@ -36,8 +36,8 @@ def test_eval_shop_random_policy(tmp_path):
 def test_user_mistakes_exit_2(tmp_path, capsys):
     assert run_cli(["agents", "eval", "--policy", "telepathy", "env=shop", f"root={tmp_path}"]) == 2
     assert "unknown policy 'telepathy'" in capsys.readouterr().err
-    assert run_cli(["agents", "eval", "--policy", "bc", "env=shop", f"root={tmp_path}"]) == 2
-    assert "LLM engine" in capsys.readouterr().err
+    assert run_cli(["agents", "eval", "--policy", "llm", "model={kind: gpt9}", "env=shop", f"root={tmp_path}"]) == 2
+    assert "config key 'model.kind'" in capsys.readouterr().err
     assert run_cli(["agents", "eval", f"games={tmp_path / 'none'}", f"root={tmp_path}", "name=x"]) == 2
     assert "game folder not found" in capsys.readouterr().err
     assert run_cli(["agents", "make-games", "--out", str(tmp_path), "--n", "1", "--task-types", "juggle"]) == 2

@@ -33,7 +33,7 @@ def add_commands(sub) -> None:
                        description="Evaluate a policy. Config keys (see tetrad.agents.evaluate.EvalConfig) "
                                    "can be set as key=value.")
     p.add_argument("--config", default=None, help="YAML config (e.g. configs/agents/eval_alfworld.yaml)")
-    p.add_argument("--policy", default=None, help="expert or random")
+    p.add_argument("--policy", default=None, help="expert, random, llm (the `model` config section) or smollm")
     p.add_argument("--skills", default=None, help="on, off or both")
     p.add_argument("overrides", nargs="*", metavar="key=value")
     p.set_defaults(handler=_eval)

@@ -21,8 +21,7 @@ from tetrad.core.io import atomic_write_text
 from tetrad.core.rundir import RunDir
 from tetrad.core.seeding import seed_everything
 
-POLICIES = ("expert", "random")
-LLM_POLICIES = ("bc", "smollm")
+POLICIES = ("expert", "random", "llm", "smollm")
 
 
 class EvalConfig(RunConfig):
@@ -42,6 +41,10 @@ class EvalConfig(RunConfig):
     workers: int = 2  # 0: environments in this process
     n_products: int = 2000
     catalogue: str = ""  # a catalogue JSON from `tetrad agents make-catalogue`; empty: generate
+    # policy=llm: the model to load (tetrad.llm.models.ModelSpec fields); policy=smollm is kind=smollm2
+    model: dict = {"kind": "smollm2"}
+    temperature: float = 0.0  # 0: greedy
+    max_new_tokens: int = 48
 
     @field_validator("skills", mode="before")
     @classmethod
@@ -49,16 +52,30 @@ class EvalConfig(RunConfig):
         return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
 
 
-def make_policy(name: str, seed: int):
+def make_policy(cfg: EvalConfig):
     from tetrad.agents.rollout import ExpertPolicy, RandomPolicy
 
-    if name == "expert":
+    if cfg.policy == "expert":
         return ExpertPolicy()
-    if name == "random":
-        return RandomPolicy(seed)
-    if name in LLM_POLICIES:
-        raise UserError(f"policy '{name}' needs the LLM engine (tetrad.llm), which this build does not have yet")
-    raise UserError(f"unknown policy '{name}' (known: {', '.join(POLICIES)})")
+    if cfg.policy == "random":
+        return RandomPolicy(cfg.seed)
+    if cfg.policy in ("llm", "smollm"):
+        from pydantic import ValidationError
+
+        from tetrad.agents.llm_policy import LLMPolicy
+        from tetrad.core.config import describe_validation_error
+        from tetrad.llm.models import ModelSpec
+        from tetrad.llm.sampling import SamplingParams
+
+        try:
+            spec = ModelSpec(kind="smollm2") if cfg.policy == "smollm" else ModelSpec.model_validate(cfg.model)
+        except ValidationError as e:
+            raise UserError(describe_validation_error(e).replace("config key '", "config key 'model.")) from None
+        params = SamplingParams(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, stop=["</action>"])
+        return LLMPolicy.load(spec, params, keep_rollouts=False)
+    if cfg.policy == "bc":
+        raise UserError("policy 'bc' (behaviour cloning) is not built yet")
+    raise UserError(f"unknown policy '{cfg.policy}' (known: {', '.join(POLICIES)})")
 
 
 def env_factory(cfg: EvalConfig, run_path: Path):
@@ -89,7 +106,7 @@ def evaluate(cfg: EvalConfig) -> dict:
     if cfg.n_games < 1 or cfg.n_envs < 1 or cfg.max_steps < 1:
         raise UserError("n_games, n_envs and max_steps must be at least 1")
     seed_everything(cfg.seed)
-    policy = make_policy(cfg.policy, cfg.seed)
+    policy = make_policy(cfg)
     library = SkillLibrary.load(cfg.skills_dir or None)
     run = RunDir("agents", cfg, tensorboard=False)
     make_env, n_games = env_factory(cfg, run.path)
