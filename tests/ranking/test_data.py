@@ -71,3 +71,12 @@ def test_schema_mismatch_and_empty_shards(tmp_path):
                    e / "part-00001.parquet")
     with pytest.raises(UserError, match="empty"):
         check_dataset(e, fs)
+
+
+def test_main_scenario_gets_id_zero_and_unknown_scenarios_are_user_errors(tmp_path):
+    d = write_log(tmp_path / "d")
+    default = next(iter_batches(d, select_features(SCHEMA), 10)).scenario
+    swapped = next(iter_batches(d, select_features(SCHEMA, main_scenario="b"), 10)).scenario
+    assert (swapped == 1 - default).all()
+    with pytest.raises(UserError, match="unknown scenario 'c'"):
+        select_features(SCHEMA, main_scenario="c")

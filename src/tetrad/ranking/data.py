@@ -64,6 +64,7 @@ class FeatureSet:
     numeric: list[FeatureSpec]
     multihot: list[FeatureSpec]
     n_scenarios: int
+    main_scenario: int = 0  # stored id of the main scenario; batches swap it with id 0
 
     @property
     def names(self) -> list[str]:
@@ -74,8 +75,16 @@ class FeatureSet:
         return len(self.categorical) + len(self.numeric) + len(self.multihot)
 
 
-def select_features(schema: CTRSchema, names: Sequence[str] = (), exclude: Sequence[str] = ()) -> FeatureSet:
-    """The schema's features (all, or `names`), minus `exclude`; unknown names are a `UserError`."""
+def select_features(schema: CTRSchema, names: Sequence[str] = (), exclude: Sequence[str] = (),
+                    main_scenario: str = "") -> FeatureSet:
+    """The schema's features (all, or `names`), minus `exclude`; unknown names are a `UserError`.
+
+    `main_scenario` (a name from schema.json; default: the first) is the one whose heads carry
+    no adapter: batches give it id 0.
+    """
+    if main_scenario and main_scenario not in schema.scenarios:
+        raise UserError(f"unknown scenario '{main_scenario}' (the dataset has: {', '.join(schema.scenarios)})")
+    main = schema.scenarios.index(main_scenario) if main_scenario else 0
     chosen = [schema.feature(n) for n in names] if names else list(schema.features)
     for n in exclude:
         schema.feature(n)
@@ -86,7 +95,7 @@ def select_features(schema: CTRSchema, names: Sequence[str] = (), exclude: Seque
     if bad:
         raise UserError(f"feature '{bad[0].name}' has unknown kind '{bad[0].kind}'")
     return FeatureSet([f for f in chosen if f.kind == "categorical"], [f for f in chosen if f.kind == "numeric"],
-                      [f for f in chosen if f.kind == "multihot"], len(schema.scenarios))
+                      [f for f in chosen if f.kind == "multihot"], len(schema.scenarios), main)
 
 
 def check_dataset(path: str | os.PathLike, features: FeatureSet, with_probs: bool = False) -> None:
@@ -159,6 +168,10 @@ def to_batch(table: pa.Table, features: FeatureSet, with_probs: bool = False) ->
     if scenario.min() < 0 or scenario.max() >= features.n_scenarios:
         raise UserError(f"scenario id {int(scenario.max() if scenario.max() >= features.n_scenarios else scenario.min())} "
                         f"is not one of the {features.n_scenarios} scenarios in schema.json")
+    if features.main_scenario:
+        swap = np.arange(features.n_scenarios)
+        swap[[0, features.main_scenario]] = swap[[features.main_scenario, 0]]
+        scenario = swap[scenario]
     labels = {}
     for name in LABELS:
         y = table.column(name).to_numpy(zero_copy_only=False).astype(np.float32)

@@ -36,6 +36,7 @@ class DataConfig(Config):
     path: str = "runs/data/ranking-synthetic"
     features: list[str] = []  # empty: every feature in schema.json
     exclude: list[str] = []
+    main_scenario: str = ""  # a scenario name from schema.json; empty: the first
     synthetic: SyntheticCTRConfig = SyntheticCTRConfig()
     movielens_negatives: int = 2  # sampled unrated impressions per rating (MovieLens framing)
 
@@ -76,7 +77,7 @@ def prepare_dataset(cfg: DataConfig, seed: int = 0) -> Path:
 
 def load_features(cfg: DataConfig, path: Path) -> tuple[CTRSchema, FeatureSet]:
     schema = CTRSchema.load(path)
-    features = select_features(schema, cfg.features, cfg.exclude)
+    features = select_features(schema, cfg.features, cfg.exclude, cfg.main_scenario)
     for split in ("train", "eval"):
         check_dataset(path / split, features, with_probs=schema.has_true_probs)
     return schema, features
@@ -104,11 +105,13 @@ def evaluate(model: RankingModel, path: Path, schema: CTRSchema, features: Featu
     model.train()
     data = {k: np.concatenate(v)[: max_rows or None] for k, v in cols.items() if v}
     out: dict[str, float] = {"eval_rows": float(len(data["click"]))}
+    names = list(schema.scenarios)  # by batch scenario id: the main scenario is id 0
+    names[0], names[features.main_scenario] = names[features.main_scenario], names[0]
     scorers = [("", "p_ctr", "p_ctcvr")] + ([("oracle/", "true_ctr", "true_ctcvr")] if schema.has_true_probs else [])
     for prefix, ctr_key, ctcvr_key in scorers:
         for task, label, score in (("ctr", "click", ctr_key), ("ctcvr", "conversion", ctcvr_key)):
             out.update(_task_metrics(f"{prefix}{task}", data[label], data[score], data["user"]))
-            for s, name in enumerate(schema.scenarios):
+            for s, name in enumerate(names):
                 m = data["scenario"] == s
                 if m.any():
                     out.update(_task_metrics(f"{prefix}{task}", data[label][m], data[score][m], data["user"][m],
