@@ -40,3 +40,16 @@ def test_demo_part_trains_mtmixatt_and_rankmixer(tmp_path):
     assert n["mtmixatt_ctr_auc"] > 0.5 and n["rankmixer_ctr_auc"] > 0.5
     assert n["oracle_ctr_auc"] >= max(n["mtmixatt_ctr_auc"], n["rankmixer_ctr_auc"]) - 0.02
     assert abs(n["mtmixatt_dense_params"] - n["rankmixer_dense_params"]) / n["mtmixatt_dense_params"] < 0.1
+
+
+def test_text_after_the_marker_survives_a_rerun(tmp_path, small_log):
+    from tetrad.ranking.compare import MARKER
+
+    log, _, _ = small_log
+    out = tmp_path / "r.md"
+    out.write_text(f"old table\n{MARKER}\n## Speed\nkept\n")
+    cfg = CompareConfig(root=str(tmp_path), seeds=[0], models=["dnn"], ablations={},
+                        datasets={"syn": {"source": "dir", "path": str(log)}}, model={"hash_buckets": 2000},
+                        train={"batch_size": 128, "steps": 2}, out=str(out))
+    text = compare(cfg).read_text()
+    assert "old table" not in text and text.endswith("## Speed\nkept\n") and "| dnn |" in text

@@ -32,6 +32,8 @@ DEFAULT_ABLATIONS: dict[str, dict] = {
     "norm=prenorm": {"norm": "prenorm"},
     "norm=postnorm": {"norm": "postnorm"},
 }
+# what follows this line in the results file (hand-run measurements, each naming its command) survives a re-run
+MARKER = "<!-- end of tetrad ranking compare output -->"
 COLUMNS = ["ctr_auc", "ctr_gauc", "ctcvr_auc", "ctcvr_gauc", "ctr_logloss", "ctcvr_logloss"]
 
 
@@ -78,7 +80,8 @@ def compare(cfg: CompareConfig) -> Path:
                                              for s in cfg.seeds]
     out = Path(cfg.out)
     plots = {d: _plot(d, v, cfg, out.with_name(f"{out.stem}_{d}.png")).name for d, v in results.items()}
-    atomic_write_text(out, render(cfg, results, plots))
+    kept = out.read_text().split(MARKER, 1)[1] if out.is_file() and MARKER in out.read_text() else "\n"
+    atomic_write_text(out, render(cfg, results, plots) + MARKER + kept)
     return out
 
 
