@@ -49,6 +49,8 @@ class CompareConfig(RunConfig):
     preset: str = "tiny"
     model: dict = {}  # model fields every run shares (e.g. hash_buckets)
     train: dict = {}  # TrainConfig fields every run shares (batch_size, epochs, lr, threads, ...)
+    dataset_train: dict[str, dict] = {}  # per dataset: TrainConfig fields that override `train`
+    dataset_models: dict[str, list[str]] = {}  # per dataset: the models to run (default: `models`)
     out: str = "docs/results/ranking.md"
     command: str = "tetrad ranking compare --config configs/ranking/compare.yaml"
 
@@ -58,7 +60,8 @@ def _run(cfg: CompareConfig, dataset: str, data: DataConfig, variant: str, model
     summary = Path(cfg.root) / "ranking" / name / "summary.json"
     if summary.is_file():
         return json.loads(summary.read_text())
-    tc = TrainConfig.model_validate({**cfg.train, "name": name, "root": cfg.root, "seed": seed,
+    settings = {**cfg.train, **cfg.dataset_train.get(dataset, {})}
+    tc = TrainConfig.model_validate({**settings, "name": name, "root": cfg.root, "seed": seed,
                                      "data": data.model_dump(), "model": {**cfg.model, **model, "preset": cfg.preset},
                                      "resume": (summary.parent / "metrics.jsonl").exists()})
     print(f"compare: {dataset} {variant} seed {seed}", flush=True)
@@ -66,14 +69,15 @@ def _run(cfg: CompareConfig, dataset: str, data: DataConfig, variant: str, model
 
 
 def compare(cfg: CompareConfig) -> Path:
-    unknown = [m for m in cfg.models if m not in BACKBONES]
+    unknown = [m for m in cfg.models + sum(cfg.dataset_models.values(), []) if m not in BACKBONES]
     if unknown:
         raise UserError(f"unknown model '{unknown[0]}' (available: {', '.join(BACKBONES)})")
     if not cfg.datasets or not cfg.seeds:
         raise UserError("compare needs at least one dataset and one seed")
     results: dict[str, dict[str, list[dict]]] = {}
     for dataset, data in cfg.datasets.items():  # the main tables first, the ablations after them
-        results[dataset] = {m: [_run(cfg, dataset, data, m, {"name": m}, s) for s in cfg.seeds] for m in cfg.models}
+        results[dataset] = {m: [_run(cfg, dataset, data, m, {"name": m}, s) for s in cfg.seeds]
+                            for m in cfg.dataset_models.get(dataset, cfg.models)}
     dataset, data = next(iter(cfg.datasets.items()))
     for a, over in cfg.ablations.items():
         results[dataset][f"mtmixatt {a}"] = [_run(cfg, dataset, data, f"mtmixatt-{a}", {"name": "mtmixatt", **over}, s)
@@ -98,7 +102,9 @@ def _cell(runs: list[dict], key: str) -> str:
 def render(cfg: CompareConfig, results: dict[str, dict[str, list[dict]]], plots: dict[str, str]) -> str:
     lines = ["# MTmixAtt and baselines: quality at matched size", "",
              f"Made by `{cfg.command}` (preset `{cfg.preset}`, seeds {cfg.seeds}, "
-             f"shared training settings {json.dumps(cfg.train)}). Every number is mean ± std over the seeds "
+             f"shared training settings {json.dumps(cfg.train)}"
+             + (f", per dataset {json.dumps(cfg.dataset_train)}" if cfg.dataset_train else "")
+             + "). Every number is mean ± std over the seeds "
              f"of the eval split; dense parameters exclude embedding tables; baselines are sized to "
              f"MTmixAtt's count by `tetrad.ranking.models.resolve_config`.", ""]
     for dataset, variants in results.items():
@@ -122,7 +128,8 @@ def render(cfg: CompareConfig, results: dict[str, dict[str, list[dict]]], plots:
                       "| variant | dense params | ctr_auc | Δ ctr_auc | ctcvr_auc | Δ ctcvr_auc |",
                       "| --- | ---: | ---: | ---: | ---: | ---: |",
                       f"| full MTmixAtt | {models['mtmixatt'][0]['dense_params']:,} | "
-                      f"{_cell(models['mtmixatt'], 'ctr_auc')} | – | {_cell(models['mtmixatt'], 'ctcvr_auc')} | – |"]
+                      f"{_cell(models['mtmixatt'], 'ctr_auc')} | – | "
+                      f"{_cell(models['mtmixatt'], 'ctcvr_auc')} | – |"]
             for v, runs in ablations.items():
                 d_ctr = _stats(runs, "ctr_auc")[0] - base["ctr_auc"]
                 d_cvr = _stats(runs, "ctcvr_auc")[0] - base["ctcvr_auc"]

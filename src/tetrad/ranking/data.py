@@ -111,7 +111,8 @@ def check_dataset(path: str | os.PathLike, features: FeatureSet, with_probs: boo
         raise UserError(f"schema mismatch: Parquet data {path} has no column '{missing[0]}' "
                         f"that the config or schema.json names")
     for f in features.multihot:
-        if not pa.types.is_list(ds.schema.field(f.name).type) and not pa.types.is_large_list(ds.schema.field(f.name).type):
+        kind = ds.schema.field(f.name).type
+        if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)):
             raise UserError(f"schema mismatch: multi-hot feature '{f.name}' is not a list column in {path}")
 
 
@@ -166,7 +167,8 @@ def to_batch(table: pa.Table, features: FeatureSet, with_probs: bool = False) ->
     multihot = [torch.from_numpy(_pad_lists(table.column(f.name), f)) for f in features.multihot]
     scenario = ints("scenario")
     if scenario.min() < 0 or scenario.max() >= features.n_scenarios:
-        raise UserError(f"scenario id {int(scenario.max() if scenario.max() >= features.n_scenarios else scenario.min())} "
+        bad = int(scenario.max() if scenario.max() >= features.n_scenarios else scenario.min())
+        raise UserError(f"scenario id {bad} "
                         f"is not one of the {features.n_scenarios} scenarios in schema.json")
     if features.main_scenario:
         swap = np.arange(features.n_scenarios)

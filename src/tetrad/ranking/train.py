@@ -12,6 +12,7 @@ and the same metrics of the true probabilities (the oracle) when the data has th
 
 from __future__ import annotations
 
+import resource
 import time
 from pathlib import Path
 
@@ -189,6 +190,7 @@ def train(cfg: TrainConfig) -> dict:
         summary = {"model": resolved.name, "preset": resolved.preset, "dense_params": n_params, "steps": total,
                    "train_seconds": seconds,
                    "train_samples_per_s": (total - start) * cfg.batch_size / max(seconds, 1e-9),
+                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                    "resolved_model": resolved.model_dump(), "dataset": str(path), **metrics}
         run.log(total, {k: v for k, v in metrics.items() if "/" not in k})
         run.write_summary(summary)

@@ -39,8 +39,9 @@ class HiFormer(nn.Module):
     def __init__(self, n_features: int, e: int, n_scenarios: int, cfg):
         super().__init__()
         self.tokens = FeatureTokens(n_features, e, cfg.width)
-        self.layers = nn.Sequential(*[HeteroAttentionLayer(n_features, cfg.width, cfg.heads, cfg.ffn_hidden or 2 * cfg.width,
-                                                           cfg.lowrank) for _ in range(cfg.layers)])
+        hidden = cfg.ffn_hidden or 2 * cfg.width
+        self.layers = nn.Sequential(*[HeteroAttentionLayer(n_features, cfg.width, cfg.heads, hidden, cfg.lowrank)
+                                      for _ in range(cfg.layers)])
         self.out_dim = n_features * cfg.width
 
     def forward(self, emb: torch.Tensor, scenario: torch.Tensor) -> torch.Tensor:

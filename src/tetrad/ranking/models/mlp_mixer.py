@@ -29,7 +29,8 @@ class MLPMixer(nn.Module):
     def __init__(self, n_features: int, e: int, n_scenarios: int, cfg):
         super().__init__()
         self.tokens = FeatureTokens(n_features, e, cfg.width)
-        self.layers = nn.Sequential(*[MixerLayer(n_features, cfg.width, cfg.ffn_hidden or 2 * cfg.width) for _ in range(cfg.layers)])
+        hidden = cfg.ffn_hidden or 2 * cfg.width
+        self.layers = nn.Sequential(*[MixerLayer(n_features, cfg.width, hidden) for _ in range(cfg.layers)])
         self.ln = nn.LayerNorm(cfg.width)
         self.out_dim = n_features * cfg.width
 
