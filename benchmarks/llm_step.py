@@ -45,7 +45,7 @@ def main() -> None:
     tasks = reasoning_gym_tasks("chain_sum", args.prompts, 1234, prompt_style="question" if chat else "expression")
     params = SamplingParams(temperature=1.0, max_new_tokens=args.new_tokens)
     guard = TTRLGuard(GuardConfig(frs=True, mps=True, rcsu=True))
-    updater = PolicyUpdater(model, UpdateConfig(lr=1e-5, micro_batch=64, total_steps=args.repeats + 1), hooks=[guard])
+    updater = PolicyUpdater(model, UpdateConfig(lr=1e-5, micro_batch=64, total_steps=args.repeats + 1))
     rows: dict[str, list[float]] = {k: [] for k in ("generate", "score", "update", "guard", "step", "sampler_tok_s",
                                                     "plain_generate_tok_s")}
     for rep in range(args.repeats + 1):
@@ -59,7 +59,7 @@ def main() -> None:
         reward = torch.cat([rewards(a[:args.train], v.label) for a, v in zip(groups, votes)])
         context = {"prompt_ids": tasks.ids, "votes": votes, "answers": [a[:args.train] for a in groups]}
         t2 = time.perf_counter()
-        adv = updater.advantages(train, reward, {})  # plain advantages, to time the guard on its own
+        adv = updater.advantages(train, reward)  # no hooks registered: the guard is timed on its own below
         g0 = time.perf_counter()
         adv = guard(adv, train, context)
         g1 = time.perf_counter()

@@ -69,14 +69,17 @@ def test_run_writes_tracking_outputs_and_summary(tmp_path):
     metrics = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
     assert metrics[0]["step"] == 0 and "eval/pass@1" in metrics[0] and "eval/pass@1" in metrics[-1]
     assert 0 <= summary["pass@1"] <= 1 and summary["steps"] == 6
+    # per-problem accuracies line up with their problems (means agree, none lost in the join)
+    assert problems["base_accuracy"].notna().all()
+    assert problems["base_accuracy"].mean() == pytest.approx(summary["base_pass@1"])
 
 
 def test_guard_changes_the_update_and_a_neutral_guard_is_plain_ttrl_bit_for_bit(tmp_path):
-    run_ttrl(config(tmp_path, "plain", epochs=4))
+    run_ttrl(config(tmp_path, "plain", epochs=3))
     # FRS with no penalties multiplies every advantage by exactly 1: the guard's bookkeeping alone
     # must leave the run untouched
-    run_ttrl(config(tmp_path, "neutral", epochs=4, guard=GuardConfig(frs=True, lambda1=0.0, lambda2=0.0)))
-    run_ttrl(config(tmp_path, "guarded", epochs=4, guard=GuardConfig(frs=True, mps=True, rcsu=True, rcsu_p_skip=1.0,
+    run_ttrl(config(tmp_path, "neutral", epochs=3, guard=GuardConfig(frs=True, lambda1=0.0, lambda2=0.0)))
+    run_ttrl(config(tmp_path, "guarded", epochs=3, guard=GuardConfig(frs=True, mps=True, rcsu=True, rcsu_p_skip=1.0,
                                                                         rcsu_theta_mr=0.0, window=2)))
     plain = final_params(tmp_path, "plain")
     assert same_params(plain, final_params(tmp_path, "neutral"))

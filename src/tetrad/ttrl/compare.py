@@ -56,7 +56,7 @@ def compare(cfg: CompareConfig, command: str = "tetrad ttrl compare") -> Path:
                 summary = run_ttrl(run_cfg)
                 summary["seconds"] = time.perf_counter() - start
                 atomic_write_json(done, summary)
-            results[variant].append(summary)
+            results[variant].append({**summary, **guard_activity(done.parent / "metrics.jsonl")})
     out = Path(cfg.output)
     atomic_write_text(out, splice(out.read_text() if out.is_file() else "", render(cfg, results, command)))
     return out
@@ -74,6 +74,15 @@ def splice(existing: str, block: str) -> str:
     return block + "\n"
 
 
+def guard_activity(metrics_path: Path) -> dict[str, float]:
+    """How often each guard rule acted over a run, from its metrics log."""
+    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    frs = [r["guard/frs_weight"] for r in rows if "guard/frs_weight" in r]
+    return {"mps_fired": float(sum(r.get("guard/mps_fired", 0) for r in rows)),
+            "rcsu_skipped": float(sum(r.get("guard/rcsu_skipped", 0) for r in rows)),
+            "frs_weight_mean": float(np.mean(frs)) if frs else float("nan")}
+
+
 def _stat(rows: list[dict], key: str, fmt: str = "{:.3f}") -> str:
     vals = np.array([r.get(key, np.nan) for r in rows], dtype=float)
     if np.isnan(vals).all():
@@ -87,16 +96,18 @@ def render(cfg: CompareConfig, results: dict[str, list[dict]], command: str) -> 
     k = cfg.run.eval_samples
     first = next(iter(results.values()))
     lines = [
-        "| variant | pass@1 (mean@%d) | maj@%d | label acc. (last epoch) | learned | degraded | stable right | always wrong | marginal | flip-rate peak | flip rate at end | seconds/run |" % (k, k),
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-        f"| base (step 0) | {_stat(first, 'base_pass@1')} | {_stat(first, f'base_maj@{k}')} | – | – | – | – | – | – | – | – | – |",
+        "| variant | pass@1 (mean@%d) | maj@%d | label acc. (last epoch) | learned | degraded | stable right | always wrong | marginal | flip-rate peak | flip rate at end | MPS firings | RCSU skips | mean FRS weight | seconds/run |" % (k, k),
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| base (step 0) | {_stat(first, 'base_pass@1')} | {_stat(first, f'base_maj@{k}')} | – | – | – | – | – | – | – | – | – | – | – | – |",
     ]
     for v, rows in results.items():
         lines.append(f"| {v} | {_stat(rows, 'pass@1')} | {_stat(rows, f'maj@{k}')} | "
                      f"{_stat(rows, 'label_accuracy_last_epoch')} | {_stat(rows, 'n_learned', '{:.1f}')} | "
                      f"{_stat(rows, 'n_degraded', '{:.1f}')} | {_stat(rows, 'n_stable_right', '{:.1f}')} | "
                      f"{_stat(rows, 'n_always_wrong', '{:.1f}')} | {_stat(rows, 'n_marginal', '{:.1f}')} | "
-                     f"{_stat(rows, 'flip_rate_peak')} | {_stat(rows, 'flip_rate_last')} | {_stat(rows, 'seconds', '{:.0f}')} |")
+                     f"{_stat(rows, 'flip_rate_peak')} | {_stat(rows, 'flip_rate_last')} | "
+                     f"{_stat(rows, 'mps_fired', '{:.1f}')} | {_stat(rows, 'rcsu_skipped', '{:.1f}')} | "
+                     f"{_stat(rows, 'frs_weight_mean')} | {_stat(rows, 'seconds', '{:.0f}')} |")
     return "\n".join([f"Made by `{command}` ({len(cfg.seeds)} seeds: {cfg.seeds}; mean ± standard deviation over seeds).",
                       "", *lines, "", *findings(results), ""])
 
@@ -108,6 +119,10 @@ def findings(results: dict[str, list[dict]]) -> list[str]:
     def mean(v: str, key: str) -> float:
         vals = np.array([r.get(key, np.nan) for r in results.get(v, [])], dtype=float)
         return float(vals[~np.isnan(vals)].mean()) if (~np.isnan(vals)).any() else float("nan")
+
+    def sd(v: str, key: str) -> float:
+        vals = np.array([r.get(key, np.nan) for r in results.get(v, [])], dtype=float)
+        return float(np.nanstd(vals)) if (~np.isnan(vals)).any() else 0.0
 
     if "ttrl" in results:
         learned, degraded = mean("ttrl", "n_learned"), mean("ttrl", "n_degraded")
@@ -122,6 +137,8 @@ def findings(results: dict[str, list[dict]]) -> list[str]:
         if v in results and "ttrl" in results:
             dp = mean(v, "pass@1") - mean("ttrl", "pass@1")
             dd = mean(v, "n_degraded") - mean("ttrl", "n_degraded")
-            out.append(f"- {v} vs TTRL: pass@1 {dp:+.3f}, degraded problems {dd:+.1f} "
-                       f"({'helps' if dp > 0 and dd <= 0 else 'does not help on both counts'}).")
+            noise = max(sd(v, "pass@1"), sd("ttrl", "pass@1"))
+            verdict = (f"within the seed-to-seed spread ({noise:.3f}): no measurable effect" if abs(dp) <= noise
+                       else "raises pass@1 beyond the seed spread" if dp > 0 else "lowers pass@1 beyond the seed spread")
+            out.append(f"- {v} vs TTRL: pass@1 {dp:+.3f}, degraded problems {dd:+.1f}; {verdict}.")
     return out

@@ -133,7 +133,7 @@ def run_ttrl(cfg: TTRLConfig, tasks: TaskSet | None = None, truths: dict[str, st
             run.checkpointer.save(step, **updater.state_dict_parts(),
                                   state={"guard": guard.state_dict(), "tracker": tracker.state_dict(),
                                          "evals": evals})
-    summary = _finish(run, cfg, tracker, evals, updater)
+    summary = _finish(run, cfg, tracker, evals, tasks.ids)
     run.close()
     cleanup()
     return summary
@@ -159,7 +159,7 @@ def _public(ev: dict) -> dict:
     return {f"eval/{k}": v for k, v in ev.items() if k not in ("step", "per_problem")}
 
 
-def _finish(run: RunDir, cfg: TTRLConfig, tracker: ProblemTracker, evals: list[dict], updater) -> dict:
+def _finish(run: RunDir, cfg: TTRLConfig, tracker: ProblemTracker, evals: list[dict], ids: list[str]) -> dict:
     visits = tracker.visits()
     problems = problems_table(visits)
     summary: dict = {"steps": int(visits["step"].max()), "problems": len(problems)}
@@ -172,8 +172,8 @@ def _finish(run: RunDir, cfg: TTRLConfig, tracker: ProblemTracker, evals: list[d
         k = cfg.eval_samples
         summary.update({"base_pass@1": base["pass@1"], f"base_maj@{k}": base[f"maj@{k}"],
                         "pass@1": final["pass@1"], f"maj@{k}": final[f"maj@{k}"], **spread(np.array(base["per_problem"]))})
-        problems["base_accuracy"] = base["per_problem"]
-        problems["final_accuracy"] = final["per_problem"]
+        problems["base_accuracy"] = problems["problem_id"].map(dict(zip(ids, base["per_problem"])))
+        problems["final_accuracy"] = problems["problem_id"].map(dict(zip(ids, final["per_problem"])))
     if "label_correct" in visits:
         last_epoch = visits[visits["step"] > visits["step"].max() - math.ceil(len(problems) / cfg.batch_prompts)]
         summary["label_accuracy_last_epoch"] = float(last_epoch["label_correct"].mean())
