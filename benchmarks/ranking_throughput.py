@@ -9,19 +9,28 @@ attention) and MFU = achieved training FLOP/s / peak, where training FLOPs = 3 x
 and the peak is the dense fp32 matmul rate measured in this same run (a 2048^3 matmul).
 Inputs are synthetic batches in the schema of the default synthetic log. Prints a markdown
 table; medians over `--steps` timed steps after one warm-up step.
+
+    python benchmarks/ranking_throughput.py --stream runs/data/ranking-10m [--batch 4096]
+
+instead decodes every training batch of a dataset folder (as `tetrad ranking train` streams
+it) and reports rows, rows/s and the process's peak resident memory: the data path's memory
+does not grow with the dataset.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from tetrad.data.ctr_synthetic import SyntheticCTRConfig, synthetic_schema
-from tetrad.ranking.data import Batch, FeatureSet, select_features
+from tetrad.data.ctr_synthetic import CTRSchema
+from tetrad.ranking.data import Batch, FeatureSet, iter_batches, select_features
 from tetrad.ranking.heads import multitask_loss
 from tetrad.ranking.models import BACKBONES, ModelConfig, build_model, dense_parameter_count
 
@@ -81,6 +90,17 @@ def measure(name: str, preset: str, features: FeatureSet, batch: Batch, steps: i
             "train_sps": len(batch) / t_train, "infer_sps": len(batch) / t_infer}
 
 
+def stream(path: Path, batch_size: int) -> None:
+    features = select_features(CTRSchema.load(path))
+    rows, t = 0, time.perf_counter()
+    for b in iter_batches(path / "train", features, batch_size, drop_last=False):
+        rows += len(b)
+    seconds = time.perf_counter() - t
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"streamed {rows:,} rows of {path / 'train'} in batches of {batch_size} in {seconds:.0f} s "
+          f"({rows / seconds:,.0f} rows/s); peak resident memory {peak:,.0f} MiB")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="15m")
@@ -88,7 +108,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--models", nargs="*", default=list(BACKBONES))
+    ap.add_argument("--stream", type=Path, default=None, help="a dataset folder to stream instead")
     args = ap.parse_args()
+    if args.stream is not None:
+        return stream(args.stream, args.batch)
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     features = select_features(synthetic_schema(SyntheticCTRConfig()))
