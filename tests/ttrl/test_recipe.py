@@ -158,3 +158,24 @@ def test_compare_writes_the_table_between_markers_and_reuses_finished_runs(tmp_p
     stamp = summary.stat().st_mtime_ns
     compare(cfg, command="again")
     assert summary.stat().st_mtime_ns == stamp and "Made by `again`" in out.read_text()
+
+
+@pytest.mark.slow  # ~20 s of CPU; the engine-level DDP test (tests/llm) runs by default
+def test_two_processes_run_ttrl_like_one(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).with_name("ddp_ttrl.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    outs = []
+    for nproc in (1, 2):
+        out = tmp_path / f"run{nproc}.pt"
+        subprocess.run([sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}",
+                        "--master-port", str(29631 + nproc), str(script), str(tmp_path / f"r{nproc}"), str(out)],
+                       check=True, env=env, capture_output=True, timeout=300)
+        outs.append(torch.load(out, weights_only=False))
+    one, two = outs
+    assert all(torch.allclose(one["model"][k], two["model"][k], atol=1e-5) for k in one["model"])
+    assert one["summary"]["pass@1"] == two["summary"]["pass@1"]
