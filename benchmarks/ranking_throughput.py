@@ -56,6 +56,9 @@ def peak_matmul_flops(size: int = 2048, reps: int = 5) -> float:
 
 
 def forward_flops(model, batch: Batch) -> float:
+    """Counted in training mode: in eval mode nn.TransformerEncoderLayer takes a fused kernel
+    that the counter does not see."""
+    model.train()
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(*batch.inputs())
     return counter.get_total_flops() / len(batch)
