@@ -1,5 +1,4 @@
 import json
-from collections import Counter
 
 import pytest
 from hypothesis import given, settings

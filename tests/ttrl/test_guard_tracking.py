@@ -1,7 +1,6 @@
 import math
 from collections import Counter
 
-import pandas as pd
 import pytest
 import torch
 

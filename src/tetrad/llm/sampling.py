@@ -6,7 +6,7 @@ Responses of one prompt are contiguous rows (`group_size` of them), the layout G
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -35,7 +35,6 @@ class Rollouts:
     response_mask: torch.Tensor
     texts: list[str]
     group_size: int = 1
-    extras: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -122,10 +121,6 @@ def _mask_and_texts(tokenizer, response_ids: torch.Tensor, stop: list[str]) -> t
                 if len(tokenizer.decode(row[:j], skip_special_tokens=True)) >= cut:
                     end = j
                     break
-        elif eos not in row:  # ran out of tokens: also drop pad tokens generate wrote after a stop
-            pad = tokenizer.pad_token_id
-            while end > 0 and row[end - 1] == pad and pad != eos:
-                end -= 1
         mask[i, :end] = 1
         texts.append(text)
     return mask, texts

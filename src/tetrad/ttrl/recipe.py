@@ -12,7 +12,6 @@ sharded over processes.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
