@@ -125,7 +125,9 @@ def iter_batches(path: str | os.PathLike, features: FeatureSet, batch_size: int,
     pending: list[pa.RecordBatch] = []
     rows = 0
     index = 0
-    for rb in ds.to_batches(columns=columns, batch_size=max(batch_size, 8192)):
+    # one file and a few record batches read ahead: memory stays bounded by the shard size
+    for rb in ds.to_batches(columns=columns, batch_size=max(batch_size, 8192), fragment_readahead=1,
+                            batch_readahead=4):
         if not rb.num_rows:
             continue
         pending.append(rb)
