@@ -59,3 +59,17 @@ def test_overrides_do_not_mutate_input():
     data = {"model": {"width": 1}}
     apply_overrides(data, ["model.width=2"])
     assert data == {"model": {"width": 1}}
+
+
+class Tuned(RunConfig):
+    model: Model = Model(width=8, norm="pre")
+
+
+def test_partial_section_override_keeps_the_default_instance(tmp_path):
+    cfg = load_config(Tuned, None, ["model.layers=[2]"])
+    assert (cfg.model.width, cfg.model.norm, cfg.model.layers) == (8, "pre", [2])
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  norm: post\n")
+    assert load_config(Tuned, path).model.width == 8
+    with pytest.raises(UserError, match="unknown config key 'model.depth'"):
+        load_config(Tuned, None, ["model.depth=1"])

@@ -1,6 +1,9 @@
 import json
 
+import pytest
+
 from tetrad.core.config import RunConfig
+from tetrad.core.errors import UserError
 from tetrad.core.progress import progress, progress_enabled
 from tetrad.core.rundir import RunDir
 
@@ -16,6 +19,12 @@ def test_run_directory_layout_and_rewind(tmp_path):
     assert json.loads((run.path / "summary.json").read_text()) == {"best": 0.2}
     assert list(run.path.glob("events.out.tfevents.*"))
     assert run.plots.is_dir()
+    with pytest.raises(UserError, match="already holds a run"):
+        RunDir("sys", RunConfig(root=str(tmp_path), name="a"))
+    summary_only = RunDir("sys", RunConfig(root=str(tmp_path), name="b"))
+    summary_only.write_summary({"codes": 3})
+    with pytest.raises(UserError, match="already holds a run"):
+        RunDir("sys", RunConfig(root=str(tmp_path), name="b"))
     resumed = RunDir("sys", RunConfig(root=str(tmp_path), name="a", resume=True))
     resumed.rewind(3)
     assert [m["step"] for m in resumed.read_metrics()] == [1, 2, 3]

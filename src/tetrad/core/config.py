@@ -81,10 +81,26 @@ def load_config(cls: type[C], path: str | os.PathLike | None = None, overrides: 
     """Build a `cls` from an optional YAML file and `key=value` overrides, validated."""
     data = read_yaml(path) if path is not None else {}
     data = apply_overrides(data, overrides)
+    for name, field in cls.model_fields.items():
+        if isinstance(field.default, BaseModel) and isinstance(data.get(name), dict):
+            data[name] = _fill_section(data[name], field.default)
     try:
         return cls.model_validate(data)
     except ValidationError as e:
         raise UserError(describe_validation_error(e)) from None
+
+
+def _fill_section(partial: dict[str, Any], default: BaseModel) -> dict[str, Any]:
+    """A section the user set only partly keeps the rest of its *default instance*.
+
+    Without this, `train.steps=10` against a default `Train(steps=5, lr=0.1)` would rebuild the
+    section from `Train`'s class defaults and silently drop `lr=0.1`.
+    """
+    full = {name: getattr(default, name) for name in type(default).model_fields}
+    for key, value in partial.items():
+        current = full.get(key)
+        full[key] = _fill_section(value, current) if isinstance(current, BaseModel) and isinstance(value, dict) else value
+    return full
 
 
 def describe_validation_error(e: ValidationError) -> str:

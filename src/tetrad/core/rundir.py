@@ -34,7 +34,8 @@ class RunDir:
         self._tensorboard = tensorboard
         self._writer = None
         self._purge_step: int | None = None
-        if not cfg.resume and (self.metrics_path.exists() or self.checkpointer.steps()):
+        finished = (self.path / "summary.json").exists()
+        if not cfg.resume and (finished or self.metrics_path.exists() or self.checkpointer.steps()):
             raise UserError(f"run directory {self.path} already holds a run: pass resume=true to continue it "
                             f"or name=<new name> to start another")
         if is_main():
