@@ -21,7 +21,7 @@ def test_15m_preset_matches_the_paper_and_1b_builds_on_meta():
     assert 0.9e9 < n < 1.1e9
 
 
-@pytest.mark.parametrize("preset", ["tiny", "15m"])
+@pytest.mark.parametrize("preset", ["tiny", "15m", "1b"])
 def test_baselines_are_matched_to_mtmixatt_parameter_count(preset):
     target = dense_parameter_count(build_model(ModelConfig(preset=preset), SYNTHETIC_FEATURES, device="meta"))
     for name in BACKBONES:

@@ -169,6 +169,8 @@ def resolve_config(cfg: ModelConfig, features: FeatureSet) -> ModelConfig:
         reference = ModelConfig(name="mtmixatt", preset=cfg.preset,
                                 **{k: v for k, v in explicit.items() if k in ("embedding_dim", "hash_buckets")})
         target = dense_parameter_count(build_model(reference, features, device="meta"))
+        if knob == "width":  # attention needs width divisible by the heads
+            step = math.lcm(step, resolved.heads)
         resolved = match_size(resolved, features, target, knob, step)
     return resolved
 
