@@ -11,8 +11,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
 
 
-def new_figure(width: float = 5.0, height: float = 3.5):
-    return plt.subplots(figsize=(width, height), constrained_layout=True)
+def new_figure(width: float = 5.0, height: float = 3.5, nrows: int = 1, ncols: int = 1):
+    """`(figure, axes)`; axes is one Axes for a 1 x 1 grid, else an array of them."""
+    return plt.subplots(nrows, ncols, figsize=(width, height), constrained_layout=True)
 
 
 def save_figure(fig, path: str | os.PathLike) -> Path:
