@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -270,8 +271,6 @@ def problem_pddl(spec: GameSpec, name: str) -> str:
 
 def mangle_pddl(text: str) -> str:
     """Mangle the AI2-THOR ids (`Type|x|y|z`) inside a PDDL text, leaving PDDL syntax alone."""
-    import re
-
     return re.sub(r"[A-Za-z]+(\|[^\s()]+)+", lambda m: mangle(m.group(0)), text)
 
 
