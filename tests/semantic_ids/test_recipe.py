@@ -126,3 +126,12 @@ def test_shipped_configs_load(name):
     if name == "tiger_amazon":  # TIGER's published setting
         assert (c.quantizer.layers, c.quantizer.codebook_size, c.model.layers, c.model.heads, c.model.d_kv,
                 c.model.d_ff) == (3, 256, 4, 6, 64, 1024)
+
+
+def test_commands_take_config_flag_then_overrides(tmp_path, capsys):
+    from tetrad.cli import build_parser
+
+    args = build_parser().parse_args(["sid", "train", "--config", "configs/sid/movielens.yaml", "seed=3"])
+    assert (args.config, args.overrides) == ("configs/sid/movielens.yaml", ["seed=3"])
+    assert cli("tokenize", "--config", str(tmp_path / "missing.yaml")) == 2
+    assert "config file not found" in capsys.readouterr().err

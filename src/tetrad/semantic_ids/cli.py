@@ -1,23 +1,16 @@
 """`tetrad sid ...`: tokenize, diagnose, train, eval, hourglass. Each takes an optional YAML
-config (configs/sid/) and `key=value` overrides."""
+config (`--config configs/sid/<name>.yaml`) and `key=value` overrides."""
 
 from __future__ import annotations
 
 import json
 
 
-def _split(args) -> tuple[str | None, list[str]]:
-    items = list(args.args)
-    config = items.pop(0) if items and "=" not in items[0] else None
-    return config, items
-
-
 def _config(args, cls=None):
     from tetrad.core.config import load_config
     from tetrad.semantic_ids.train import SidConfig
 
-    config, overrides = _split(args)
-    return load_config(cls or SidConfig, config, overrides)
+    return load_config(cls or SidConfig, args.config, args.overrides)
 
 
 def _tokenize(args) -> int:
@@ -56,8 +49,8 @@ def _hourglass(args) -> int:
     from tetrad.semantic_ids.study import StudyConfig, run_study
 
     cfg = _config(args, StudyConfig)
-    config, overrides = _split(args)
-    run_study(cfg, command=" ".join(["tetrad sid hourglass", *([config] if config else []), *overrides]))
+    config = ["--config", args.config] if args.config else []
+    run_study(cfg, command=" ".join(["tetrad sid hourglass", *config, *args.overrides]))
     return 0
 
 
@@ -71,8 +64,8 @@ def add_commands(subparsers) -> None:
     ]
     for name, handler, text in specs:
         p = subparsers.add_parser(name, help=text, description=text)
-        p.add_argument("args", nargs="*", metavar="[config.yaml] key=value",
-                       help="an optional YAML config, then overrides (e.g. quantizer.kind=rq_vae)")
+        p.add_argument("--config", help="YAML config (configs/sid/)")
+        p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (e.g. quantizer.kind=rq_vae)")
         if name == "eval":
             p.add_argument("--split", choices=["test", "valid"], default="test")
         p.set_defaults(handler=handler)
