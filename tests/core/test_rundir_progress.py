@@ -33,3 +33,14 @@ def test_run_directory_layout_and_rewind(tmp_path):
 def test_progress_is_quiet_off_a_terminal():
     assert not progress_enabled()  # pytest captures stderr and conftest sets CI
     assert list(progress(range(3))) == [0, 1, 2]
+
+
+def test_restore_before_the_first_checkpoint_starts_over_without_duplicate_metrics(tmp_path):
+    first = RunDir("sys", RunConfig(root=str(tmp_path), name="c"))
+    first.log(0, {"eval": 0.5})
+    first.log(1, {"loss": 1.0})
+    first.close()
+    again = RunDir("sys", RunConfig(root=str(tmp_path), name="c", resume=True))
+    assert again.restore(True) == {"step": 0, "state": {}}
+    assert again.read_metrics() == []
+    assert again.restore(False)["step"] == 0

@@ -41,10 +41,7 @@ def train(cfg: ToyConfig) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps)
     run = RunDir("toy", cfg)
-    start = 0
-    if cfg.resume and run.checkpointer.latest() is not None:
-        start = run.checkpointer.load(model=model, optimizer=opt, scheduler=sched)["step"]
-        run.rewind(start)
+    start = run.restore(cfg.resume, model=model, optimizer=opt, scheduler=sched)["step"]
     for step in range(start + 1, cfg.steps + 1):
         idx = torch.randint(0, len(x), (cfg.batch_size,))[shard(cfg.batch_size)]
         loss = torch.nn.functional.mse_loss(model(x[idx]), y[idx])

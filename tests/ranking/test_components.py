@@ -128,7 +128,8 @@ def test_heads_esmm_funnel_and_main_scenario_has_no_adapter():
     rep, scen = torch.randn(9, 6), torch.tensor([0, 1, 2] * 3)
     ctr, cvr = heads(rep, scen)
     p_ctr, p_ctcvr = probabilities(ctr, cvr)
-    assert (p_ctcvr <= p_ctr).all()
+    assert torch.allclose(p_ctr, torch.sigmoid(ctr))
+    assert torch.allclose(p_ctcvr, torch.sigmoid(ctr) * torch.sigmoid(cvr))  # ESMM: pCTCVR = pCTR x pCVR
     with torch.no_grad():
         heads.ctr.adapter_b.normal_()
     ctr2, _ = heads(rep, scen)
@@ -140,9 +141,9 @@ def test_heads_esmm_funnel_and_main_scenario_has_no_adapter():
 def test_multitask_loss_is_mean_bce_of_ctr_and_ctcvr_and_stays_finite():
     ctr, cvr = torch.tensor([0.3, -1.0, 2.0]), torch.tensor([0.5, 0.1, -0.7])
     click, conv = torch.tensor([1.0, 0.0, 1.0]), torch.tensor([1.0, 0.0, 0.0])
-    p_ctr, p_ctcvr = probabilities(ctr, cvr)
+    p_ctr = torch.sigmoid(ctr)
     bce = torch.nn.functional.binary_cross_entropy
-    want = (bce(p_ctr, click) + bce(p_ctcvr, conv)) / 2
+    want = (bce(p_ctr, click) + bce(p_ctr * torch.sigmoid(cvr), conv)) / 2
     assert torch.allclose(multitask_loss(ctr, cvr, click, conv), want, atol=1e-6)
     extreme = multitask_loss(torch.tensor([60.0, -60.0]), torch.tensor([60.0, 60.0]), torch.tensor([0.0, 1.0]),
                              torch.tensor([0.0, 1.0]))

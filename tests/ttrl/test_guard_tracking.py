@@ -122,3 +122,12 @@ def test_tracking_categories_flip_rate_and_extinction_window():
     restored = ProblemTracker({"a": "5", "b": "7"})
     restored.load_state_dict(tr.state_dict())
     assert restored.record(5, "a", vote(["5"]), ["5"])["flipped"]  # remembers the last label (6)
+
+
+@pytest.mark.parametrize("override", ["tau_fr=0", "mps_min_votes_denom=0", "window=0", "rcsu_p_skip=1.5"])
+def test_guard_settings_that_would_divide_by_zero_or_make_no_sense_fail_at_load(override):
+    from tetrad.core.config import load_config
+    from tetrad.core.errors import UserError
+
+    with pytest.raises(UserError, match=f"config key '{override.split('=')[0]}'"):
+        load_config(GuardConfig, None, [override])

@@ -43,6 +43,23 @@ class RunDir:
             atomic_write_text(self.path / "config.yaml", config_to_yaml(cfg))
         barrier()
 
+    def restore(self, resume: bool, **objects) -> dict[str, Any]:
+        """Where the run begins: `{"step", "state"}`.
+
+        With `resume`, the latest checkpoint is loaded into `objects` (model=, optimizer=,
+        scheduler=) and metrics logged after it are forgotten; a resumed run that never reached
+        its first checkpoint restarts from step 0 with its metrics cleared, so nothing is logged
+        twice. Without `resume`, step 0.
+        """
+        if not resume:
+            return {"step": 0, "state": {}}
+        if self.checkpointer.latest() is None:
+            self.rewind(-1)
+            return {"step": 0, "state": {}}
+        checkpoint = self.checkpointer.load(**objects)
+        self.rewind(checkpoint["step"])
+        return checkpoint
+
     def rewind(self, step: int) -> None:
         """Forget metrics logged after `step` (called when resuming from a checkpoint at `step`)."""
         self._purge_step = step + 1

@@ -157,10 +157,7 @@ def train(cfg: TrainConfig) -> dict:
         raise UserError(f"batch_size {cfg.batch_size} is larger than the {train_rows} training rows")
     total = cfg.steps or per_epoch * cfg.epochs
     run = RunDir("ranking", cfg)
-    start = 0
-    if cfg.resume and run.checkpointer.latest() is not None:
-        start = run.checkpointer.load(model=ddp, optimizer=opt)["step"]
-        run.rewind(start)
+    start = run.restore(cfg.resume, model=ddp, optimizer=opt)["step"]
     ddp.train()
     local = shard(cfg.batch_size)
     losses: list[float] = []

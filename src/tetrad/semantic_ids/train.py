@@ -318,10 +318,7 @@ def run_train(cfg: SidConfig) -> dict:
     if info.world_size > 1:
         model = torch.nn.parallel.DistributedDataParallel(model)
     opt, sched = make_optimizer(model, cfg.train)
-    start = 0
-    if cfg.resume and run.checkpointer.latest() is not None:
-        start = run.checkpointer.load(model=model, optimizer=opt, scheduler=sched)["step"]
-        run.rewind(start)
+    start = run.restore(cfg.resume, model=model, optimizer=opt, scheduler=sched)["step"]
     valid_n = cfg.eval.valid_users or len(split.valid[1])
     bare = model.module if info.world_size > 1 else model
     for step in progress(range(start + 1, cfg.train.steps + 1), desc="retriever"):

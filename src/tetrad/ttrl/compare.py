@@ -51,7 +51,7 @@ def compare(cfg: CompareConfig, command: str = "tetrad ttrl compare") -> Path:
             else:
                 guard = cfg.run.guard.model_copy(update={"frs": False, "mps": False, "rcsu": False, **VARIANTS[variant]})
                 run_cfg = cfg.run.model_copy(update={"name": name, "seed": seed, "guard": guard,
-                                                     "resume": (done.parent / "checkpoints").is_dir()})
+                                                     "resume": (done.parent / "metrics.jsonl").exists()})
                 start = time.perf_counter()
                 summary = run_ttrl(run_cfg)
                 summary["seconds"] = time.perf_counter() - start

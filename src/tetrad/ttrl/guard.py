@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import torch
+from pydantic import Field
 
 from tetrad.core.config import Config
 
@@ -42,16 +43,16 @@ class GuardConfig(Config):
     mps: bool = False
     rcsu: bool = False
     frs_direction: Literal["high_fr", "low_fr"] = "high_fr"
-    tau_fr: float = 0.3
-    tau_mr: float = 0.6
-    lambda1: float = 0.5
-    lambda2: float = 0.3
-    beta_max: float = 0.3
-    mps_min_votes_denom: int = 4
-    mps_steady: int = 3
-    window: int = 5  # W, for FRS's windowed MR and RCSU (rcsu_window in the reference code)
-    rcsu_theta_mr: float = 0.7
-    rcsu_p_skip: float = 0.7
+    tau_fr: float = Field(0.3, gt=0)
+    tau_mr: float = Field(0.6, ge=0, le=1)
+    lambda1: float = Field(0.5, ge=0, le=1)
+    lambda2: float = Field(0.3, ge=0, le=1)
+    beta_max: float = Field(0.3, ge=0)
+    mps_min_votes_denom: int = Field(4, ge=1)
+    mps_steady: int = Field(3, ge=0)
+    window: int = Field(5, ge=1)  # W, for FRS's windowed MR and RCSU (rcsu_window in the reference code)
+    rcsu_theta_mr: float = Field(0.7, ge=0, le=1)
+    rcsu_p_skip: float = Field(0.7, ge=0, le=1)
     seed: int = 0
 
     @property

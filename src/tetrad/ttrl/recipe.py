@@ -91,14 +91,12 @@ def run_ttrl(cfg: TTRLConfig, tasks: TaskSet | None = None, truths: dict[str, st
     updater = PolicyUpdater(model, cfg.update.model_copy(update={"total_steps": total}), hooks=[guard])
     run = RunDir("ttrl", cfg)
     tracker = ProblemTracker(truths)
-    start, evals = 0, []
-    if cfg.resume and run.checkpointer.latest() is not None:
-        ck = run.checkpointer.load(**updater.state_dict_parts())
-        start = ck["step"]
+    ck = run.restore(cfg.resume, **updater.state_dict_parts())
+    start, evals = ck["step"], []
+    if start > 0:
         guard.load_state_dict(ck["state"]["guard"])
         tracker.load_state_dict(ck["state"]["tracker"])
         evals = list(ck["state"]["evals"])
-        run.rewind(start)
     eval_task = _eval_subset(tasks, truths)
     if start == 0 and eval_task is not None:
         evals.append(_evaluate(updater.policy, tok, eval_task, cfg, 0))
