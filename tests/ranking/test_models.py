@@ -66,10 +66,14 @@ def test_mtmixatt_ablation_switches_build_and_change_the_model(small_log):
     variants = [dict(grouping="manual"), dict(grouping="random"), dict(mixing="zero"), dict(mixing="transpose"),
                 dict(mixing="none"), dict(dense_gate="relu"), dict(shared_experts=0), dict(sparse_moe=False),
                 dict(norm="prenorm")]
-    base = dense_parameter_count(build_model(ModelConfig(), features))
+    torch.manual_seed(0)
+    default = build_model(ModelConfig(), features).eval()
+    base, reference = dense_parameter_count(default), default(*batch.inputs())[0]
     for v in variants:
-        model = build_model(ModelConfig(**v), features)
-        assert model(*batch.inputs())[0].shape == (32,)
+        torch.manual_seed(0)  # same seed as the default: an ignored switch would give the same outputs
+        model = build_model(ModelConfig(**v), features).eval()
+        out = model(*batch.inputs())[0]
+        assert out.shape == (32,) and not torch.allclose(out, reference), v
         if "shared_experts" in v or "sparse_moe" in v:
             assert dense_parameter_count(model) < base
 
