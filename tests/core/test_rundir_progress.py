@@ -44,3 +44,14 @@ def test_restore_before_the_first_checkpoint_starts_over_without_duplicate_metri
     assert again.restore(True) == {"step": 0, "state": {}}
     assert again.read_metrics() == []
     assert again.restore(False)["step"] == 0
+
+
+def test_finished_summary_reuses_only_a_run_of_the_same_settings(tmp_path):
+    from tetrad.core.rundir import finished_summary
+
+    cfg = RunConfig(root=str(tmp_path), name="d", seed=1)
+    assert finished_summary("sys", cfg) is None
+    RunDir("sys", cfg).write_summary({"auc": 0.7})
+    assert finished_summary("sys", cfg.model_copy(update={"resume": True})) == {"auc": 0.7}
+    with pytest.raises(UserError, match="finished with other settings"):
+        finished_summary("sys", cfg.model_copy(update={"seed": 2}))

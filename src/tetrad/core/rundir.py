@@ -18,6 +18,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tetrad.core.checkpoint import Checkpointer
 from tetrad.core.config import RunConfig, config_to_yaml
 from tetrad.core.distributed import barrier, is_main
@@ -107,6 +109,26 @@ class RunDir:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def finished_summary(system: str, cfg: RunConfig) -> dict[str, Any] | None:
+    """The summary of a finished run of exactly this config, or None if it has not finished.
+
+    For commands that reuse finished runs (comparisons over seeds and variants): a finished run
+    made with other settings is a `UserError`, so its numbers are never reported under new ones.
+    """
+    path = Path(cfg.root) / system / cfg.name
+    if not (path / "summary.json").is_file():
+        return None
+    saved = yaml.safe_load((path / "config.yaml").read_text()) if (path / "config.yaml").is_file() else None
+    now = cfg.model_dump(mode="json")
+    if not isinstance(saved, dict) or _without_resume(saved) != _without_resume(now):
+        raise UserError(f"run {path} finished with other settings: delete it or choose another name or prefix")
+    return json.loads((path / "summary.json").read_text())
+
+
+def _without_resume(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k != "resume"}
 
 
 def _plain(v: Any) -> Any:

@@ -18,6 +18,7 @@ from tetrad.core.config import RunConfig
 from tetrad.core.errors import UserError
 from tetrad.core.io import atomic_write_text
 from tetrad.core.plots import new_figure, save_figure
+from tetrad.core.rundir import finished_summary
 from tetrad.ranking.models import BACKBONES
 from tetrad.ranking.train import DataConfig, TrainConfig, train
 
@@ -57,13 +58,13 @@ class CompareConfig(RunConfig):
 
 def _run(cfg: CompareConfig, dataset: str, data: DataConfig, variant: str, model: dict, seed: int) -> dict:
     name = f"{cfg.name}-{dataset}-{variant}-s{seed}".replace("=", "_")
-    summary = Path(cfg.root) / "ranking" / name / "summary.json"
-    if summary.is_file():
-        return json.loads(summary.read_text())
+    run_path = Path(cfg.root) / "ranking" / name
     settings = {**cfg.train, **cfg.dataset_train.get(dataset, {})}
     tc = TrainConfig.model_validate({**settings, "name": name, "root": cfg.root, "seed": seed,
                                      "data": data.model_dump(), "model": {**cfg.model, **model, "preset": cfg.preset},
-                                     "resume": (summary.parent / "metrics.jsonl").exists()})
+                                     "resume": (run_path / "metrics.jsonl").exists()})
+    if (done := finished_summary("ranking", tc)) is not None:
+        return done
     print(f"compare: {dataset} {variant} seed {seed}", flush=True)
     return train(tc)
 

@@ -16,6 +16,7 @@ import numpy as np
 from tetrad.core.config import Config
 from tetrad.core.errors import UserError
 from tetrad.core.io import atomic_write_json, atomic_write_text
+from tetrad.core.rundir import finished_summary
 from tetrad.ttrl.recipe import TTRLConfig, run_ttrl
 
 VARIANTS: dict[str, dict] = {
@@ -46,12 +47,11 @@ def compare(cfg: CompareConfig, command: str = "tetrad ttrl compare") -> Path:
         for variant in cfg.variants:
             name = f"{cfg.prefix}-{variant}-s{seed}"
             done = Path(cfg.run.root) / "ttrl" / name / "summary.json"
-            if done.is_file():
-                summary = json.loads(done.read_text())
-            else:
-                guard = cfg.run.guard.model_copy(update={"frs": False, "mps": False, "rcsu": False, **VARIANTS[variant]})
-                run_cfg = cfg.run.model_copy(update={"name": name, "seed": seed, "guard": guard,
-                                                     "resume": (done.parent / "metrics.jsonl").exists()})
+            guard = cfg.run.guard.model_copy(update={"frs": False, "mps": False, "rcsu": False, **VARIANTS[variant]})
+            run_cfg = cfg.run.model_copy(update={"name": name, "seed": seed, "guard": guard,
+                                                 "resume": (done.parent / "metrics.jsonl").exists()})
+            summary = finished_summary("ttrl", run_cfg)
+            if summary is None:
                 start = time.perf_counter()
                 summary = run_ttrl(run_cfg)
                 summary["seconds"] = time.perf_counter() - start
