@@ -132,4 +132,7 @@ def test_game_files_fill_the_instruction_template():
     spec = sample_game(random.Random(0), "pick_heat_then_place_in_recep", "train")
     game, traj = game_files(spec, "x")
     assert spec.object_target.lower() in traj["instruction"]
-    assert "(isHot ?o)" in game["pddl_problem"] or "isHot" in game["pddl_problem"]
+    goal = " ".join(game["pddl_problem"].split("(:goal", 1)[1].split())
+    for clause in ("(heatable ?o)", f"(objectType ?o {spec.object_target}Type)",
+                   f"(receptacleType ?r {spec.parent_target}Type)", "(isHot ?o)", "(inReceptacle ?o ?r)"):
+        assert clause in goal, clause

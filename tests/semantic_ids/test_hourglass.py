@@ -61,6 +61,9 @@ def test_adaptive_fix_removes_top_codes_and_raises_layer2_entropy(twin_codes):
     assert remaining(k) >= 0.9 > remaining(k - 1)
     by_target, removed_t = adaptive_variable_length(codes, 32, entropy_target=0.9)
     assert len(removed_t) == k
+    layer2 = by_target[:, 1]
+    kept = np.delete(np.bincount(layer2[layer2 >= 0], minlength=32), removed_t)
+    assert normalised_entropy(kept) >= 0.9 > normalised_entropy(counts)  # the fix raises layer-2 entropy
     with pytest.raises(UserError, match="exactly one of k or entropy_target"):
         adaptive_variable_length(codes, 32)
 
