@@ -166,9 +166,10 @@ def main(argv=None) -> None:
     if args.json:
         Path(args.json).write_text(json.dumps({"quantizers": q, "beam_search": b}, indent=2))
     if args.doc:
-        from tetrad.semantic_ids.study import replace_block
+        from tetrad.core.io import write_marked_block
+        from tetrad.semantic_ids.study import RESULTS_TITLE
 
-        replace_block(args.doc, "sid_speed", text)
+        write_marked_block(args.doc, "sid_speed", text, title=RESULTS_TITLE)
 
 
 if __name__ == "__main__":

@@ -55,3 +55,17 @@ def test_finished_summary_reuses_only_a_run_of_the_same_settings(tmp_path):
     assert finished_summary("sys", cfg.model_copy(update={"resume": True})) == {"auc": 0.7}
     with pytest.raises(UserError, match="finished with other settings"):
         finished_summary("sys", cfg.model_copy(update={"seed": 2}))
+
+
+def test_marked_blocks_are_rewritten_in_place_and_the_rest_is_kept(tmp_path):
+    from tetrad.core.io import write_marked_block
+
+    doc = tmp_path / "r.md"
+    write_marked_block(doc, "a", "first A", title="# Results")
+    write_marked_block(doc, "b", "B")
+    doc.write_text(doc.read_text() + "hand-written footer\n")
+    write_marked_block(doc, "a", "second A")
+    text = doc.read_text()
+    assert text.startswith("# Results\n") and text.endswith("hand-written footer\n")
+    assert "second A" in text and "first A" not in text and text.index("second A") < text.index("B\n")
+    assert text.count("<!-- a -->") == 1 and text.count("<!-- /b -->") == 1

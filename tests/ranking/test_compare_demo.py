@@ -43,11 +43,9 @@ def test_demo_part_trains_mtmixatt_and_rankmixer(tmp_path):
 
 
 def test_text_after_the_marker_survives_a_rerun(tmp_path, small_log):
-    from tetrad.ranking.compare import MARKER
-
     log, _, _ = small_log
     out = tmp_path / "r.md"
-    out.write_text(f"old table\n{MARKER}\n## Speed\nkept\n")
+    out.write_text("<!-- ranking-compare -->\nold table\n<!-- /ranking-compare -->\n## Speed\nkept\n")
     cfg = CompareConfig(root=str(tmp_path), seeds=[0], models=["dnn"], ablations={},
                         datasets={"syn": {"source": "dir", "path": str(log)}}, model={"hash_buckets": 2000},
                         train={"batch_size": 128, "steps": 2}, out=str(out))

@@ -11,7 +11,7 @@ import torch
 from tetrad.cli import main
 from tetrad.core.config import load_config
 from tetrad.data.catalogue import make_catalogue
-from tetrad.semantic_ids.train import SidConfig, run_eval, run_tokenize, run_train
+from tetrad.semantic_ids.train import SidConfig, run_eval, run_train
 
 SMALL = ["data.source=long_tail", "data.items=2000", "data.dim=16", "data.top_clusters=8", "data.sub_clusters=8",
          "data.users=120", "quantizer.codebook_size=16", "quantizer.niter=5",

@@ -1,17 +1,7 @@
 import json
 
 from tetrad.core.config import load_config
-from tetrad.semantic_ids.study import StudyConfig, findings, replace_block, run_study
-
-
-def test_replace_block_keeps_the_other_blocks(tmp_path):
-    doc = tmp_path / "r.md"
-    replace_block(doc, "a", "first A")
-    replace_block(doc, "b", "B")
-    replace_block(doc, "a", "second A")
-    text = doc.read_text()
-    assert text.startswith("# Semantic IDs: results")
-    assert "second A" in text and "first A" not in text and text.index("second A") < text.index("B\n")
+from tetrad.semantic_ids.study import StudyConfig, findings, run_study
 
 
 def test_study_diagnostics_resume_and_report(tmp_path):

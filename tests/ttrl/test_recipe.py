@@ -146,7 +146,7 @@ def test_compare_writes_the_table_between_markers_and_reuses_finished_runs(tmp_p
     from tetrad.ttrl.compare import CompareConfig, compare
 
     out = tmp_path / "ttrl.md"
-    out.write_text("# kept heading\n\n<!-- compare:start -->\nold\n<!-- compare:end -->\n\nkept footer\n")
+    out.write_text("# kept heading\n\n<!-- ttrl-compare -->\nold\n<!-- /ttrl-compare -->\n\nkept footer\n")
     cfg = CompareConfig(run=config(tmp_path, "unused", epochs=1), seeds=[0], variants=["ttrl", "rcsu_only"],
                         output=str(out))
     compare(cfg, command="tetrad ttrl compare seeds=[0]")

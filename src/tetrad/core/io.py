@@ -38,6 +38,23 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
 
 
+def write_marked_block(path: str | os.PathLike, name: str, text: str, title: str = "") -> Path:
+    """Put `text` between `<!-- name -->` and `<!-- /name -->` in `path`, keeping everything else.
+
+    Several commands can each own one generated block of a results document, beside text
+    written by hand. A missing block is appended; a missing file starts with `title`.
+    """
+    path = Path(path)
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    old = path.read_text() if path.is_file() else (title + "\n" if title else "")
+    block = f"{start}\n{text.rstrip()}\n{end}"
+    if start in old and end in old:
+        new = old[: old.index(start)] + block + old[old.index(end) + len(end):]
+    else:
+        new = (old.rstrip() + "\n\n" if old.strip() else "") + block + "\n"
+    return atomic_write_text(path, new)
+
+
 def _jsonable(x: Any) -> Any:
     """NumPy and torch scalars/arrays as plain JSON values."""
     if hasattr(x, "tolist"):

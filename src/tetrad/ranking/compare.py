@@ -16,7 +16,7 @@ import numpy as np
 
 from tetrad.core.config import RunConfig
 from tetrad.core.errors import UserError
-from tetrad.core.io import atomic_write_text
+from tetrad.core.io import write_marked_block
 from tetrad.core.plots import new_figure, save_figure
 from tetrad.core.rundir import finished_summary
 from tetrad.ranking.models import BACKBONES
@@ -34,7 +34,6 @@ DEFAULT_ABLATIONS: dict[str, dict] = {
     "norm=postnorm": {"norm": "postnorm"},
 }
 # what follows this line in the results file (hand-run measurements, each naming its command) survives a re-run
-MARKER = "<!-- end of tetrad ranking compare output -->"
 COLUMNS = ["ctr_auc", "ctr_gauc", "ctcvr_auc", "ctcvr_gauc", "ctr_logloss", "ctcvr_logloss"]
 
 
@@ -85,8 +84,7 @@ def compare(cfg: CompareConfig) -> Path:
                                              for s in cfg.seeds]
     out = Path(cfg.out)
     plots = {d: _plot(d, v, cfg, out.with_name(f"{out.stem}_{d}.png")).name for d, v in results.items()}
-    kept = out.read_text().split(MARKER, 1)[1] if out.is_file() and MARKER in out.read_text() else "\n"
-    atomic_write_text(out, render(cfg, results, plots) + MARKER + kept)
+    write_marked_block(out, "ranking-compare", render(cfg, results, plots))
     return out
 
 
@@ -106,8 +104,8 @@ def render(cfg: CompareConfig, results: dict[str, dict[str, list[dict]]], plots:
              f"shared training settings {json.dumps(cfg.train)}"
              + (f", per dataset {json.dumps(cfg.dataset_train)}" if cfg.dataset_train else "")
              + "). Every number is mean ± std over the seeds "
-             f"of the eval split; dense parameters exclude embedding tables; baselines are sized to "
-             f"MTmixAtt's count by `tetrad.ranking.models.resolve_config`.", ""]
+             "of the eval split; dense parameters exclude embedding tables; baselines are sized to "
+             "MTmixAtt's count by `tetrad.ranking.models.resolve_config`.", ""]
     for dataset, variants in results.items():
         models = {v: r for v, r in variants.items() if " " not in v}
         ablations = {v: r for v, r in variants.items() if " " in v}

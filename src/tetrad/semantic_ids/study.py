@@ -29,6 +29,7 @@ import torch
 
 from tetrad.core.config import RunConfig
 from tetrad.core.errors import UserError
+from tetrad.core.io import write_marked_block
 from tetrad.semantic_ids.train import (EvalConfig, FixConfig, ModelConfig, QuantizerConfig, SasrecConfig, SidConfig,
                                        TrainConfig, apply_fix, build_quantizer, build_sids_for, evaluate_retriever,
                                        make_optimizer, retriever_step, run_sasrec, _make_model)
@@ -36,6 +37,8 @@ from tetrad.semantic_ids.data import DataConfig, leave_one_out, load_item_data, 
 
 METHODS = ("rq_kmeans", "rq_vae", "drop_layer2", "adaptive", "balanced")
 DATASETS = ("long_tail", "uniform", "movielens")
+# The study and benchmarks/sid_speed.py each own one block of the shared results document.
+RESULTS_TITLE = "# Semantic IDs: results"
 
 
 # The study's reduced sizes, as classes so that a nested override (train.steps=100) keeps the
@@ -181,7 +184,7 @@ def run_study(study: StudyConfig, command: str) -> dict:
         run.write_summary({"results": len(results), "minutes": spent + (time.perf_counter() - started) / 60})
     minutes = spent + (time.perf_counter() - started) / 60
     text = render_report(study, results, command, minutes)
-    replace_block(study.output, "hourglass", text)
+    write_marked_block(study.output, "hourglass", text, title=RESULTS_TITLE)
     atomic_write_text(run.path / "report.md", text)
     run.write_summary({"results": len(results), "minutes": minutes, "output": study.output})
     print(f"hourglass: {len(results)} results in {minutes:.1f} min; report at {study.output}")
@@ -189,22 +192,6 @@ def run_study(study: StudyConfig, command: str) -> dict:
 
 
 # ---- report ---------------------------------------------------------------------------------------
-
-
-def replace_block(path: str | Path, block: str, text: str, title: str = "# Semantic IDs: results") -> None:
-    """Write `text` between `<!-- block -->` markers in `path`, keeping the file's other blocks
-    (the study and benchmarks/sid_speed.py share docs/results/semantic-ids.md)."""
-    from tetrad.core.io import atomic_write_text
-
-    path = Path(path)
-    start, end = f"<!-- {block} -->", f"<!-- /{block} -->"
-    old = path.read_text() if path.is_file() else title + "\n"
-    new = f"{start}\n{text.rstrip()}\n{end}"
-    if start in old and end in old:
-        old = old[: old.index(start)] + new + old[old.index(end) + len(end):]
-    else:
-        old = old.rstrip() + "\n\n" + new + "\n"
-    atomic_write_text(path, old)
 
 
 def _ms(values: list[float], digits: int = 3) -> str:

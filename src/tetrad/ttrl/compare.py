@@ -15,7 +15,7 @@ import numpy as np
 
 from tetrad.core.config import Config
 from tetrad.core.errors import UserError
-from tetrad.core.io import atomic_write_json, atomic_write_text
+from tetrad.core.io import atomic_write_json, write_marked_block
 from tetrad.core.rundir import finished_summary
 from tetrad.ttrl.recipe import TTRLConfig, run_ttrl
 
@@ -58,20 +58,8 @@ def compare(cfg: CompareConfig, command: str = "tetrad ttrl compare") -> Path:
                 atomic_write_json(done, summary)
             results[variant].append({**summary, **guard_activity(done.parent / "metrics.jsonl")})
     out = Path(cfg.output)
-    atomic_write_text(out, splice(out.read_text() if out.is_file() else "", render(cfg, results, command)))
+    write_marked_block(out, "ttrl-compare", render(cfg, results, command))
     return out
-
-
-START, END = "<!-- compare:start -->", "<!-- compare:end -->"
-
-
-def splice(existing: str, block: str) -> str:
-    """Put the generated block between the markers, keeping hand-written text around it."""
-    block = f"{START}\n{block}\n{END}"
-    if START in existing and END in existing:
-        head, rest = existing.split(START, 1)
-        return head + block + rest.split(END, 1)[1]
-    return block + "\n"
 
 
 def guard_activity(metrics_path: Path) -> dict[str, float]:
