@@ -1,6 +1,6 @@
 """Training and inference throughput, FLOPs per sample and MFU of every ranking model.
 
-    python benchmarks/ranking_throughput.py [--preset 15m] [--batch 512] [--steps 5] [--threads 2]
+    python benchmarks/ranking_throughput.py [--preset 15m] [--batch 512] [--steps 5] [--threads 2] [--rounds 1]
 
 For each model at the preset (baselines matched to MTmixAtt's dense parameter count):
 training samples/s (forward + backward + Adam), inference samples/s (no grad), FLOPs per
@@ -8,7 +8,9 @@ sample of one forward pass (counted by torch.utils.flop_counter: matmuls, convol
 attention) and MFU = achieved training FLOP/s / peak, where training FLOPs = 3 x forward
 and the peak is the dense fp32 matmul rate measured in this same run (a 2048^3 matmul).
 Inputs are synthetic batches in the schema of the default synthetic log. Prints a markdown
-table; medians over `--steps` timed steps after one warm-up step.
+table; medians over `--steps` timed steps after one warm-up step, pooled over `--rounds`
+sweeps of all models: on a machine shared with other jobs, interleaving the models spreads
+the load over all of them, so the ratios between models are fairer than the absolute rates.
 
     python benchmarks/ranking_throughput.py --stream runs/data/ranking-10m [--batch 4096]
 
@@ -65,6 +67,7 @@ def forward_flops(model, batch: Batch) -> float:
 
 
 def measure(name: str, preset: str, features: FeatureSet, batch: Batch, steps: int) -> dict:
+    """One sweep's step times (seconds) of `name`, training and inference, and its size and FLOPs."""
     torch.manual_seed(0)
     model = build_model(ModelConfig(name=name, preset=preset, hash_buckets=20_000), features)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -76,21 +79,21 @@ def measure(name: str, preset: str, features: FeatureSet, batch: Batch, steps: i
         loss.backward()
         opt.step()
 
-    def timed(fn) -> float:
+    def timed(fn) -> list[float]:
         fn()  # warm-up
         times = []
         for _ in range(steps):
             t = time.perf_counter()
             fn()
             times.append(time.perf_counter() - t)
-        return statistics.median(times)
+        return times
 
     t_train = timed(train_step)
     model.eval()
     with torch.no_grad():
         t_infer = timed(lambda: model(*batch.inputs()))
     return {"model": name, "dense_params": dense_parameter_count(model), "flops": forward_flops(model, batch),
-            "train_sps": len(batch) / t_train, "infer_sps": len(batch) / t_infer}
+            "train_times": t_train, "infer_times": t_infer}
 
 
 def stream(path: Path, batch_size: int) -> None:
@@ -110,6 +113,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=1, help="sweeps over all models, interleaved")
     ap.add_argument("--models", nargs="*", default=list(BACKBONES))
     ap.add_argument("--stream", type=Path, default=None, help="a dataset folder to stream instead")
     args = ap.parse_args()
@@ -120,14 +124,23 @@ def main() -> None:
     features = select_features(synthetic_schema(SyntheticCTRConfig()))
     batch = random_batch(features, args.batch, torch.Generator().manual_seed(0))
     peak = peak_matmul_flops()
-    rows = [measure(m, args.preset, features, batch, args.steps) for m in args.models]
-    ref = next((r for r in rows if r["model"] == "rankmixer"), None)
-    print(f"preset {args.preset}, batch {args.batch}, {args.threads} threads, median of {args.steps} steps; "
-          f"measured fp32 matmul peak {peak / 1e9:.1f} GFLOP/s\n")
+    rows = {m: measure(m, args.preset, features, batch, args.steps) for m in args.models}
+    for _ in range(args.rounds - 1):
+        for m in args.models:
+            again = measure(m, args.preset, features, batch, args.steps)
+            rows[m]["train_times"] += again["train_times"]
+            rows[m]["infer_times"] += again["infer_times"]
+            peak = max(peak, peak_matmul_flops())
+    for r in rows.values():
+        r["train_sps"] = len(batch) / statistics.median(r["train_times"])
+        r["infer_sps"] = len(batch) / statistics.median(r["infer_times"])
+    ref = rows.get("rankmixer")
+    print(f"preset {args.preset}, batch {args.batch}, {args.threads} threads, median of {args.steps} steps x "
+          f"{args.rounds} rounds; measured fp32 matmul peak {peak / 1e9:.1f} GFLOP/s\n")
     print("| model | dense params | MFLOPs/sample (fwd) | train samples/s | infer samples/s | train MFU "
           "| train vs RankMixer |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for r in rows:
+    for r in rows.values():
         mfu = 3 * r["flops"] * r["train_sps"] / peak
         rel = f"{r['train_sps'] / ref['train_sps']:.2f}x" if ref else "–"
         print(f"| {r['model']} | {r['dense_params']:,} | {r['flops'] / 1e6:.1f} | {r['train_sps']:,.0f} | "

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from tetrad.core.errors import UserError
-from tetrad.ranking.blocks import DenseMoE, MTmixAttBlock, MultiMixAttention, ScenarioSparseMoE, transpose_mix
+from tetrad.ranking.blocks import (DenseMoE, MTmixAttBlock, MultiMixAttention, ScenarioSparseMoE, TokenExperts,
+                                   transpose_mix)
 from tetrad.ranking.heads import MultiTaskHeads, multitask_loss, probabilities
 from tetrad.ranking.tokenizers import AutoToken
 
@@ -40,6 +41,22 @@ def test_autotoken_selection_gets_gradient_only_through_the_softmax_of_selected_
     assert (grad[~chosen] == 0).all() and grad[chosen].abs().sum() > 0
 
 
+@pytest.mark.parametrize("n_features,n_tokens", [(11, 12), (43, 12), (10, 3)])
+def test_autotoken_and_random_grouping_start_with_every_feature_in_some_token(n_features, n_tokens):
+    # a feature in no token's top-k gets no gradient and never comes back: the init must cover all
+    k = -(-n_features // n_tokens)
+    for seed in range(5):
+        torch.manual_seed(seed)
+        for grouping in ("auto", "random"):
+            index, weight = AutoToken(n_features, 4, n_tokens, k, 5, grouping=grouping, seed=seed).members()
+            used = set(index[weight > 0].tolist())
+            assert used == set(range(n_features)), (grouping, seed, sorted(set(range(n_features)) - used))
+    torch.manual_seed(0)
+    a = AutoToken(n_features, 4, n_tokens, k, 5).members()[0]
+    torch.manual_seed(1)
+    assert not torch.equal(a, AutoToken(n_features, 4, n_tokens, k, 5).members()[0])  # seeded, not fixed
+
+
 def test_manual_and_random_grouping_fix_the_members():
     tok = AutoToken(6, 4, 2, 3, 4, grouping="manual", groups=[[0, 1], [2, 3, 4]])
     index, weight = tok.members()
@@ -74,13 +91,41 @@ def test_transpose_mixing_is_rankmixers_head_regrouping():
     assert torch.equal(transpose_mix(y), x)  # its own inverse when heads = tokens
 
 
+def per_expert_outputs(experts: TokenExperts, x: torch.Tensor) -> torch.Tensor:
+    """[B, T, E, d]: every expert of every token run on its own, as separate small matmuls (the
+    unfused computation), reading the expert's slice of the fused weights."""
+    h = experts.hidden
+    out = torch.empty(x.shape[0], x.shape[1], experts.n, x.shape[2])
+    for t in range(x.shape[1]):
+        for e in range(experts.n):
+            cols = slice(e * h, (e + 1) * h)
+            hidden = torch.nn.functional.gelu(x[:, t] @ experts.w1[t, :, cols] + experts.b1[t, cols])
+            out[:, t, e] = hidden @ experts.w2[t, cols] + experts.b2[t, e]
+    return out
+
+
+def test_fused_experts_equal_the_per_expert_computation_with_the_same_weights():
+    torch.manual_seed(3)
+    experts = TokenExperts(t=3, n=4, d=6, hidden=5)
+    with torch.no_grad():
+        experts.b1.normal_()
+        experts.b2.normal_()
+    x, gates = torch.randn(7, 3, 6), torch.rand(7, 3, 4)
+    want = (per_expert_outputs(experts, x) * gates.unsqueeze(-1)).sum(2)
+    assert torch.allclose(experts(x, gates), want, atol=1e-5)
+    assert torch.allclose(experts(x), per_expert_outputs(experts, x).sum(2), atol=1e-5)  # no gates: all weight 1
+    grad = torch.autograd.grad(experts(x, gates).square().sum(), experts.w2)[0]
+    grad_want = torch.autograd.grad(want.square().sum(), experts.w2)[0]
+    assert torch.allclose(grad, grad_want, atol=1e-4)
+
+
 def test_scenario_sparse_moe_always_uses_the_scenarios_own_expert_plus_top_k():
     moe = ScenarioSparseMoE(t=2, d=4, hidden=8, n_scenarios=3, n_shared=0, top_k=0, gamma=1.0)
     x = torch.randn(5, 2, 4)
     scen = torch.tensor([0, 1, 2, 1, 0])
     out = moe(x, scen)
     logits = moe.router(x) + torch.nn.functional.one_hot(scen, 3).unsqueeze(1)
-    experts = moe.experts(x)  # [B, T, S, d]
+    experts = per_expert_outputs(moe.experts, x)  # [B, T, S, d]
     want = torch.stack([experts[b, :, s] * torch.sigmoid(logits[b, :, s]).unsqueeze(-1)
                         for b, s in enumerate(scen.tolist())])
     assert torch.allclose(out, want, atol=1e-6)
@@ -91,22 +136,30 @@ def test_scenario_sparse_moe_always_uses_the_scenarios_own_expert_plus_top_k():
     g_best = torch.sigmoid(logits.gather(-1, best.unsqueeze(-1)))
     extra = experts.gather(2, best[..., None, None].expand(-1, -1, 1, 4)).squeeze(2) * g_best
     assert torch.allclose(out1, want + extra, atol=1e-5)
+    shared = ScenarioSparseMoE(t=2, d=4, hidden=8, n_scenarios=3, n_shared=2, top_k=0, gamma=1.0)
+    with torch.no_grad():
+        shared.experts.w1[:, :, :24].copy_(moe.experts.w1)
+        shared.experts.w2[:, :24].copy_(moe.experts.w2)
+        shared.router.w.copy_(moe.router.w)
+    shared_out = per_expert_outputs(shared.experts, x)[:, :, 3:].sum(2)  # the 2 shared experts, always on
+    assert torch.allclose(shared(x, scen), want + shared_out, atol=1e-5)
 
 
 def test_dense_moe_sigmoid_uses_all_experts_relu_gates_switch_experts_off():
     moe = DenseMoE(t=2, d=4, hidden=8, n_experts=3, n_shared=1, gate="sigmoid")
     x = torch.randn(7, 2, 4)
-    base = moe(x)
-    with torch.no_grad():
-        moe.routed.w2[:, 1] += 1.0  # every routed expert is on, so changing one changes the output
-    assert not torch.allclose(moe(x), base)
+    g = torch.sigmoid(moe.gate(x))
+    per = per_expert_outputs(moe.experts, x)
+    want = (per[:, :, :3] * g.unsqueeze(-1)).sum(2) + per[:, :, 3]  # routed by sigmoid gates + shared
+    assert torch.allclose(moe(x), want, atol=1e-5)
     relu = DenseMoE(t=2, d=4, hidden=8, n_experts=3, n_shared=0, gate="relu")
     with torch.no_grad():
         relu.gate.b[:, 2] = -100.0  # expert 2 always gated off
     y = relu(x)
     assert relu.aux_loss > 0
     with torch.no_grad():
-        relu.routed.w2[:, 2] += 5.0
+        relu.experts.w2[:, 16:24] += 5.0  # expert 2's output layer
+        relu.experts.b2[:, 2] += 5.0
     assert torch.allclose(relu(x), y)  # an expert with gate 0 adds nothing: sparse inference = dense
 
 

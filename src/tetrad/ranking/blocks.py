@@ -3,8 +3,10 @@ MoE, and the block that stacks them with PostNormR. Each part is switchable for 
 
 Experts are 2-layer GELU MLPs, a separate set per token (the natural reading given that
 MTmixAtt grows out of RankMixer's per-token FFN; it also keeps FLOPs per parameter equal to
-RankMixer's), stored as stacked weights so all experts run as one einsum. Sparse routing is computed densely and
-masked: the outputs equal a sparse dispatch, which only pays off at sizes beyond this box.
+RankMixer's). Each MoE runs all its experts, routed and shared, fused in `TokenExperts`
+(two matmuls per token); shared experts are experts whose gate is fixed at 1. Sparse
+routing is computed densely and masked: the outputs equal a sparse dispatch, which only
+pays off at sizes beyond this box.
 """
 
 from __future__ import annotations
@@ -60,20 +62,39 @@ def transpose_mix(x: torch.Tensor) -> torch.Tensor:
     return x.view(b, t, t, d // t).transpose(1, 2).reshape(b, t, d)
 
 
-class Experts(nn.Module):
+class TokenExperts(nn.Module):
     """E independent 2-layer GELU MLPs d -> hidden -> d per token (each of the T tokens has its
-    own set, as RankMixer's per-token FFN), run together: [B, T, d] -> [B, T, E, d]."""
+    own set, as RankMixer's per-token FFN), returning their gate-weighted sum [B, T, d].
+
+    All experts of a token run fused, as two matmuls per token batched over the T tokens:
+    [B, d] x [d, E·h] for every expert's hidden layer at once, then the gates scale each
+    expert's slice of the hidden activations and [B, E·h] x [E·h, d] sums the experts'
+    outputs in the same matmul: sum_e g_e (W2_e h_e + b2_e) = (g ⊙ h) W2 + g b2. Per-expert
+    matmuls of width h (75 at the 15m preset) and a materialised [B, T, E, d] would run at a
+    fraction of the machine's matmul rate. Weights are stored in the fused layout:
+    w1 [T, d, E·h], w2 [T, E·h, d], expert e owning columns / rows e·h ... (e+1)·h - 1.
+    """
 
     def __init__(self, t: int, n: int, d: int, hidden: int):
         super().__init__()
-        self.w1 = nn.Parameter(torch.randn(t, n, d, hidden) / math.sqrt(d))
-        self.b1 = nn.Parameter(torch.zeros(t, n, hidden))
-        self.w2 = nn.Parameter(torch.randn(t, n, hidden, d) / math.sqrt(hidden) * 0.5)
+        self.n, self.hidden = n, hidden
+        self.w1 = nn.Parameter(torch.randn(t, d, n * hidden) / math.sqrt(d))
+        self.b1 = nn.Parameter(torch.zeros(t, n * hidden))
+        self.w2 = nn.Parameter(torch.randn(t, n * hidden, d) / math.sqrt(hidden) * 0.5)
         self.b2 = nn.Parameter(torch.zeros(t, n, d))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = nn.functional.gelu(torch.einsum("btd,tedh->bteh", x, self.w1) + self.b1)
-        return torch.einsum("bteh,tehd->bted", h, self.w2) + self.b2
+    def forward(self, x: torch.Tensor, gates: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, T, d]; gates [B, T, E] (None: every expert with weight 1)."""
+        b, t, _ = x.shape
+        xt = x.transpose(0, 1)  # [T, B, d]: tokens are the batch of the matmuls
+        h = nn.functional.gelu(torch.baddbmm(self.b1.unsqueeze(1), xt, self.w1))  # [T, B, E·h]
+        if gates is None:
+            bias = self.b2.sum(1).unsqueeze(1)
+        else:
+            gt = gates.transpose(0, 1)  # [T, B, E]
+            h = (h.view(t, b, self.n, self.hidden) * gt.unsqueeze(-1)).view(t, b, -1)
+            bias = torch.bmm(gt, self.b2)
+        return torch.baddbmm(bias, h, self.w2).transpose(0, 1)
 
 
 class TokenRouter(nn.Module):
@@ -86,6 +107,11 @@ class TokenRouter(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.einsum("btd,tde->bte", x, self.w) + self.b
+
+
+def with_shared(gates: torch.Tensor, n_shared: int) -> torch.Tensor:
+    """Routed experts' gates [B, T, E] followed by gate 1 for each always-on shared expert."""
+    return torch.cat([gates, gates.new_ones(*gates.shape[:-1], n_shared)], -1)
 
 
 class DenseMoE(nn.Module):
@@ -101,9 +127,8 @@ class DenseMoE(nn.Module):
         super().__init__()
         if gate not in ("sigmoid", "relu"):
             raise UserError(f"unknown dense MoE gate '{gate}' (sigmoid, relu)")
-        self.gate_kind = gate
-        self.routed = Experts(t, n_experts, d, hidden)
-        self.shared = Experts(t, n_shared, d, hidden) if n_shared else None
+        self.gate_kind, self.n_shared = gate, n_shared
+        self.experts = TokenExperts(t, n_experts + n_shared, d, hidden)  # routed first, then shared
         self.gate = TokenRouter(t, d, n_experts)
         self.aux_loss = torch.zeros(())
 
@@ -112,10 +137,7 @@ class DenseMoE(nn.Module):
         g = torch.sigmoid(logits) if self.gate_kind == "sigmoid" else torch.relu(logits)
         if self.gate_kind == "relu":
             self.aux_loss = g.mean() * g.shape[-1]  # L1 of the gates, per token
-        out = (self.routed(x) * g.unsqueeze(-1)).sum(2)
-        if self.shared is not None:
-            out = out + self.shared(x).sum(2)
-        return out
+        return self.experts(x, with_shared(g, self.n_shared))
 
 
 class ScenarioSparseMoE(nn.Module):
@@ -131,9 +153,8 @@ class ScenarioSparseMoE(nn.Module):
         super().__init__()
         self.n_scenarios = n_scenarios
         self.top_k = min(top_k, n_scenarios - 1)
-        self.gamma = gamma
-        self.experts = Experts(t, n_scenarios, d, hidden)
-        self.shared = Experts(t, n_shared, d, hidden) if n_shared else None
+        self.gamma, self.n_shared = gamma, n_shared
+        self.experts = TokenExperts(t, n_scenarios + n_shared, d, hidden)  # one per scenario, then shared
         self.router = TokenRouter(t, d, n_scenarios)
 
     def forward(self, x: torch.Tensor, scenario: torch.Tensor) -> torch.Tensor:
@@ -145,10 +166,7 @@ class ScenarioSparseMoE(nn.Module):
             top = others.topk(self.top_k, dim=-1).indices
             active = active | nn.functional.one_hot(top, self.n_scenarios).sum(-2).bool()
         g = torch.sigmoid(logits) * active.to(x.dtype)
-        out = (self.experts(x) * g.unsqueeze(-1)).sum(2)
-        if self.shared is not None:
-            out = out + self.shared(x).sum(2)
-        return out
+        return self.experts(x, with_shared(g, self.n_shared))
 
 
 class MTmixAttBlock(nn.Module):

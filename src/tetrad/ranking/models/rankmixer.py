@@ -20,32 +20,29 @@ import torch
 from torch import nn
 
 from tetrad.core.errors import UserError
-from tetrad.ranking.blocks import transpose_mix
+from tetrad.ranking.blocks import TokenExperts, transpose_mix
 
 
 class PerTokenFFN(nn.Module):
+    """The per-token FFN (one expert per token) or its ReLU-gated MoE, run by the same fused
+    `TokenExperts` as MTmixAtt's MoEs so the two are timed on equal terms."""
+
     def __init__(self, t: int, d: int, hidden: int, experts: int = 0):
         super().__init__()
         self.experts = experts
         e = max(experts, 1)
-        h = max(1, hidden // e)
-        self.w1 = nn.Parameter(torch.randn(t, e, d, h) / math.sqrt(d))
-        self.b1 = nn.Parameter(torch.zeros(t, e, h))
-        self.w2 = nn.Parameter(torch.randn(t, e, h, d) / math.sqrt(h) * 0.5)
-        self.b2 = nn.Parameter(torch.zeros(t, e, d))
+        self.ffn = TokenExperts(t, e, d, max(1, hidden // e))
         if experts:
             self.gate = nn.Parameter(torch.randn(t, d, experts) / math.sqrt(d))
             self.gate_bias = nn.Parameter(torch.full((t, experts), 0.1))
         self.aux_loss = torch.zeros(())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = nn.functional.gelu(torch.einsum("btd,tedh->bteh", x, self.w1) + self.b1)
-        y = torch.einsum("bteh,tehd->bted", h, self.w2) + self.b2
         if not self.experts:
-            return y.squeeze(2)
+            return self.ffn(x)
         g = torch.relu(torch.einsum("btd,tde->bte", x, self.gate) + self.gate_bias)
         self.aux_loss = g.sum(-1).mean()
-        return (y * g.unsqueeze(-1)).sum(2)
+        return self.ffn(x, g)
 
 
 class RankMixer(nn.Module):
