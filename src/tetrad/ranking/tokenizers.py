@@ -70,6 +70,16 @@ class PerFeatureMLP(nn.Module):
         return torch.einsum("bnh,nho->bno", h, self.w2) + self.b2
 
 
+def covering_groups(n_features: int, n_tokens: int, k: int, gen: torch.Generator | None = None) -> list[list[int]]:
+    """A random partition of the features into n_tokens groups: a permutation dealt round-robin,
+    so sizes differ by at most one. Groups left empty (fewer features than tokens) take one
+    feature each. Every feature is in a group when n_tokens x k >= n_features (the default
+    k = ceil(n_features / n_tokens)); a smaller k cuts each group to its first k."""
+    perm = torch.randperm(n_features, generator=gen, device="cpu").tolist()  # also when building on meta
+    groups = [perm[g::n_tokens] or [perm[g % n_features]] for g in range(n_tokens)]
+    return [g[:k] for g in groups]
+
+
 class AutoToken(nn.Module):
     """Learned feature grouping: n_f feature embeddings -> n_g tokens of width d.
 
@@ -78,10 +88,18 @@ class AutoToken(nn.Module):
     indices carries no gradient), softmax-normalises their scores, weights the selected
     features with them, and projects the k·e concatenation to d with its own projection.
 
+    Initialisation of W (the paper does not give it): small noise plus 1 on a random
+    partition of the features into the n_g groups (`covering_groups`), so that at the start
+    every feature is in some token's top-k. With W pure noise about a third of the features
+    fell in no top-k, and since only selected scores get a gradient (through the softmax)
+    they could not come back: with k = 1 (MovieLens: 11 features, 12 tokens) the softmax of
+    one score is constant, nothing is learned, and a seed whose draw left out `item_id`
+    stalled at 0.67 CTR AUC against 0.82 for the others.
+
     `grouping="manual"` fixes the members of each group from `groups` (lists of feature
     indices; shorter groups are padded and masked); `"random"` fixes a seeded random
-    assignment. In both, the softmax weights over the fixed members are still learned, so
-    the ablation isolates the choice of members.
+    partition (`covering_groups`). In both, the softmax weights over the fixed members are
+    still learned, so the ablation isolates the choice of members.
     """
 
     def __init__(self, n_features: int, e: int, n_tokens: int, k: int, d: int, grouping: str = "auto",
@@ -91,11 +109,15 @@ class AutoToken(nn.Module):
             raise UserError(f"AutoToken needs 1 <= top-k features per token <= {n_features} (got {k})")
         self.k, self.grouping = k, grouping
         self.mlp = PerFeatureMLP(n_features, e, e)
-        self.select = nn.Parameter(torch.randn(n_tokens, n_features) * 0.1)
+        select = torch.randn(n_tokens, n_features) * 0.1
         self.proj = nn.Parameter(torch.randn(n_tokens, k * e, d) / math.sqrt(k * e))
         self.proj_bias = nn.Parameter(torch.zeros(n_tokens, d))
         if grouping == "auto":
+            for g, members in enumerate(covering_groups(n_features, n_tokens, k)):
+                select[g, members] += 1.0
+            self.select = nn.Parameter(select)
             return
+        self.select = nn.Parameter(select)
         if grouping == "manual":
             if not groups or len(groups) != n_tokens:
                 raise UserError(f"manual grouping needs exactly {n_tokens} groups (one per token)")
@@ -104,9 +126,9 @@ class AutoToken(nn.Module):
             idx = torch.tensor([g + [g[-1]] * (k - len(g)) for g in groups])
             mask = torch.tensor([[i < len(g) for i in range(k)] for g in groups])
         elif grouping == "random":
-            gen = torch.Generator().manual_seed(seed)
-            idx = torch.stack([torch.randperm(n_features, generator=gen)[:k] for _ in range(n_tokens)])
-            mask = torch.ones(n_tokens, k, dtype=torch.bool)
+            fixed = covering_groups(n_features, n_tokens, k, torch.Generator().manual_seed(seed))
+            idx = torch.tensor([g + [g[-1]] * (k - len(g)) for g in fixed])
+            mask = torch.tensor([[i < len(g) for i in range(k)] for g in fixed])
         else:
             raise UserError(f"unknown grouping '{grouping}' (auto, manual, random)")
         self.register_buffer("fixed_index", idx)
