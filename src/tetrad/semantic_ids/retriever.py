@@ -56,32 +56,89 @@ def target_labels(sids: SemanticIds, targets: list[int]) -> torch.Tensor:
     return labels
 
 
-@torch.no_grad()
+class _BeamDecoder:
+    """One decoder step of a Hugging Face T5 for `beam` hypotheses per user, with the model's own weights.
+
+    Every hypothesis of a user attends to the same encoder states, so the cross-attention keys
+    and values are computed once per user and each user's hypotheses attend to them as extra
+    query rows (B x H x beam x S scores). `generate` instead materialises them for B x beam
+    rows and copies that whole cache at every step when it reorders the beams, which is most
+    of its time on a CPU. Only the small self-attention cache (one key/value per generated
+    token) follows the beams.
+    """
+
+    def __init__(self, model, enc: torch.Tensor, attention_mask: torch.Tensor, depth: int):
+        self.dec = model.get_decoder()
+        self.model = model
+        self.heads, self.d_kv = model.config.num_heads, model.config.d_kv
+        b, s, _ = enc.shape
+        self.cross_kv = []
+        for block in self.dec.block:
+            att = block.layer[1].EncDecAttention
+            self.cross_kv.append((att.k(enc).view(b, s, self.heads, self.d_kv).permute(0, 2, 3, 1),  # B H dk S
+                                  att.v(enc).view(b, s, self.heads, self.d_kv).transpose(1, 2)))  # B H S dk
+        # padded history tokens get zero weight, as the additive mask does in the model
+        self.cross_bias = torch.zeros(b, 1, 1, s, dtype=enc.dtype, device=enc.device).masked_fill(
+            attention_mask[:, None, None, :] == 0, torch.finfo(enc.dtype).min)
+        # causal relative-position bias of the decoder's self-attention: row t is query position t
+        self.self_bias = self.dec.block[0].layer[0].SelfAttention.compute_bias(depth, depth, device=enc.device)[0]
+        self.self_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.scale = model.model_dim ** -0.5 if model.config.scale_decoder_outputs else 1.0
+
+    def step(self, tokens: torch.Tensor, t: int) -> torch.Tensor:
+        """Log-probabilities over the vocabulary (B x width x V) after feeding token `t` of each hypothesis."""
+        b, w = tokens.shape
+        n, h, dk = b * w, self.heads, self.d_kv
+        x = self.dec.embed_tokens(tokens.view(n))
+        for i, block in enumerate(self.dec.block):
+            sa = block.layer[0]
+            y = sa.layer_norm(x)
+            q = sa.SelfAttention.q(y).view(n, h, 1, dk)
+            k = sa.SelfAttention.k(y).view(n, h, 1, dk)
+            v = sa.SelfAttention.v(y).view(n, h, 1, dk)
+            if t > 0:
+                k = torch.cat([self.self_kv[i][0], k], 2)
+                v = torch.cat([self.self_kv[i][1], v], 2)
+                self.self_kv[i] = (k, v)
+            else:
+                self.self_kv.append((k, v))
+            att = (q @ k.transpose(2, 3) + self.self_bias[:, t:t + 1, :t + 1]).softmax(-1) @ v
+            x = x + sa.SelfAttention.o(att.view(n, h * dk))
+            ca = block.layer[1]
+            q = ca.EncDecAttention.q(ca.layer_norm(x)).view(b, w, h, dk).transpose(1, 2)  # B H w dk
+            keys, values = self.cross_kv[i]
+            att = ((q @ keys + self.cross_bias).softmax(-1) @ values).transpose(1, 2).reshape(n, h * dk)
+            x = x + ca.EncDecAttention.o(att)
+            x = block.layer[2](x)
+        x = self.dec.final_layer_norm(x) * self.scale
+        return F.log_softmax(self.model.lm_head(x).float(), -1).view(b, w, -1)
+
+    def reorder(self, parent: torch.Tensor) -> None:
+        """Hypothesis j of the next step continues row `parent[j]` (flat index) of this one."""
+        self.self_kv = [(k[parent], v[parent]) for k, v in self.self_kv]
+
+
+@torch.inference_mode()
 def constrained_beam_search(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, trie: Trie,
                             beam: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-`beam` ID rows per user under the trie: (leaf groups B x beam, -1 where fewer exist; scores).
 
     A hypothesis' score is the sum of its tokens' log-probabilities (softmax over the whole
     vocabulary, as Hugging Face's beam search with `prefix_allowed_tokens_fn` scores them).
-    The decoder keeps its key/value cache; the first step runs once per user (all beams are
-    the root then), so the cross-attention keys and values are computed B times, not B x beam.
+    The first step runs once per user (all beams are the root then); see `_BeamDecoder` for
+    how the cross-attention is shared by a user's hypotheses.
     """
-    from transformers.cache_utils import DynamicCache, EncoderDecoderCache
-
     device = input_ids.device
     b = len(input_ids)
     enc = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-    cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+    decoder = _BeamDecoder(model, enc, attention_mask, trie.depth)
     ptr, ctok, cnode = (t.to(device) for t in (trie.child_ptr, trie.child_token, trie.child_node))
     width = 1  # live hypotheses per user: 1 (the root) at the first step, then `beam`
     scores = torch.zeros(b, 1, device=device)
     nodes = torch.zeros(b, 1, dtype=torch.long, device=device)
     last = torch.full((b, 1), PAD, dtype=torch.long, device=device)
-    enc_rows, mask_rows = enc, attention_mask
-    for _ in range(trie.depth):
-        out = model(encoder_outputs=(enc_rows,), attention_mask=mask_rows, decoder_input_ids=last.view(-1, 1),
-                    cache=cache, use_cache=True)
-        logp = F.log_softmax(out.logits[:, -1].float(), -1)
+    for t in range(trie.depth):
+        logp = decoder.step(last, t).view(b * width, -1)
         flat_nodes = nodes.view(-1)
         n_child = ptr[flat_nodes + 1] - ptr[flat_nodes]
         finished = n_child == 0  # a complete ID: carried on with PAD at no cost
@@ -112,10 +169,7 @@ def constrained_beam_search(model, input_ids: torch.Tensor, attention_mask: torc
         new_nodes[slot_user, slot] = child[picked]
         new_last = torch.full((b, beam), PAD, dtype=torch.long, device=device)
         new_last[slot_user, slot] = tok[picked]
-        cache.reorder_cache(parent.view(-1))
-        if width == 1:
-            enc_rows = enc.repeat_interleave(beam, 0)
-            mask_rows = attention_mask.repeat_interleave(beam, 0)
+        decoder.reorder(parent.view(-1))
         width, scores, nodes, last = beam, new_scores, new_nodes, new_last
     groups = trie.leaf_group.to(device)[nodes]
     groups = torch.where(torch.isfinite(scores), groups, torch.full_like(groups, -1))
