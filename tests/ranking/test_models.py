@@ -1,11 +1,13 @@
 import pytest
 import torch
 
+from tetrad.core.config import load_config
 from tetrad.core.errors import UserError
 from tetrad.data.ctr_synthetic import SyntheticCTRConfig, synthetic_schema
 from tetrad.ranking.data import iter_batches, select_features
 from tetrad.ranking.heads import multitask_loss
 from tetrad.ranking.models import BACKBONES, ModelConfig, build_model, dense_parameter_count, resolve_config
+from tetrad.ranking.train import TrainConfig
 
 SYNTHETIC_FEATURES = select_features(synthetic_schema(SyntheticCTRConfig()))
 
@@ -39,6 +41,16 @@ def test_explicit_fields_win_over_the_preset_and_bad_names_are_user_errors():
         build_model(ModelConfig(preset="huge"), SYNTHETIC_FEATURES)
     with pytest.raises(UserError, match="unknown feature"):
         build_model(ModelConfig(grouping="manual", groups=[["nope"]] * 12), SYNTHETIC_FEATURES)
+
+
+def test_command_line_overrides_apply_the_preset_and_the_size_matching():
+    # `tetrad ranking train model.preset=15m` must build what ModelConfig(preset="15m") builds:
+    # only the fields given on the command line count as set by the user
+    for overrides, api in ((["model.preset=15m"], ModelConfig(preset="15m")),
+                           (["model.name=rankmixer", "model.layers=3"], ModelConfig(name="rankmixer", layers=3))):
+        from_cli = load_config(TrainConfig, None, overrides).model
+        assert resolve_config(from_cli, SYNTHETIC_FEATURES) == resolve_config(api, SYNTHETIC_FEATURES), overrides
+    assert resolve_config(load_config(TrainConfig, None, ["model.preset=15m"]).model, SYNTHETIC_FEATURES).layers == 4
 
 
 @pytest.mark.parametrize("name", list(BACKBONES))

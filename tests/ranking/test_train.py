@@ -57,11 +57,15 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, small_log):
         train(cfg(tmp_path, log, name="whole"))
 
 
-def test_two_processes_match_one_at_the_same_global_batch(tmp_path, small_log):
+# MTmixAtt; a baseline with its own routing (ReLU-gated MoE, dense in training, with an L1 term in
+# the loss); a multi-task reference (one representation per task)
+@pytest.mark.parametrize("model", ["mtmixatt", pytest.param("rankmixer_moe", marks=pytest.mark.slow),
+                                   pytest.param("mmoe", marks=pytest.mark.slow)])
+def test_two_processes_match_one_at_the_same_global_batch(tmp_path, small_log, model):
     log, _, _ = small_log
-    train(cfg(tmp_path, log, name="one", steps=6, lr=1e-3))
+    train(cfg(tmp_path, log, name="one", steps=6, lr=1e-3, model={"name": model}))
     overrides = [f"root={tmp_path}", "name=two", "data.source=dir", f"data.path={log}", "model.hash_buckets=2000",
-                 "batch_size=96", "steps=6", "checkpoint_every=4", "lr=0.001"]
+                 f"model.name={model}", "batch_size=96", "steps=6", "checkpoint_every=4", "lr=0.001"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "tetrad.ranking.train", *overrides]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
@@ -71,9 +75,10 @@ def test_two_processes_match_one_at_the_same_global_batch(tmp_path, small_log):
     assert torch.allclose(one, two, atol=1e-5, rtol=1e-4)
 
 
-def test_onnx_export_predicts_what_pytorch_predicts(tmp_path, small_log):
+@pytest.mark.parametrize("model", ["mtmixatt", "rankmixer"])  # rankmixer: its size was searched at training
+def test_onnx_export_predicts_what_pytorch_predicts(tmp_path, small_log, model):
     log, _, features = small_log
-    train(cfg(tmp_path, log, name="exp", steps=4))
+    train(cfg(tmp_path, log, name="exp", steps=4, model={"name": model}))
     model, feats = load_trained(tmp_path / "ranking/exp")
     path = export_onnx(model, feats, tmp_path / "m.onnx")
     batch = next(iter_batches(log / "eval", features, 37))  # a batch size the export never saw

@@ -18,7 +18,7 @@ from tetrad.core.config import load_config
 from tetrad.core.errors import UserError
 from tetrad.ranking.data import FeatureSet
 from tetrad.ranking.heads import probabilities
-from tetrad.ranking.models import RankingModel, build_model
+from tetrad.ranking.models import ModelConfig, RankingModel, build_model
 
 
 class ProbabilityModel(torch.nn.Module):
@@ -35,14 +35,17 @@ class ProbabilityModel(torch.nn.Module):
 
 def load_trained(run_dir: str | Path) -> tuple[RankingModel, FeatureSet]:
     """The model of a finished `tetrad ranking train` run, at its latest checkpoint."""
-    from tetrad.ranking.train import TrainConfig, load_features
+    from tetrad.ranking.train import MODEL_FILE, TrainConfig, load_features
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise UserError(f"{run_dir} is not a ranking run directory (no config.yaml)")
+    if not (run_dir / MODEL_FILE).is_file():
+        raise UserError(f"{run_dir} has no {MODEL_FILE} (the model as trained): re-run its training")
     cfg = load_config(TrainConfig, run_dir / "config.yaml")
     _, features = load_features(cfg.data, Path(cfg.data.path))
-    model = build_model(cfg.model, features)
+    # every field of the resolved model is set, so building it applies no preset and no size search
+    model = build_model(ModelConfig.model_validate_json((run_dir / MODEL_FILE).read_text()), features)
     Checkpointer(run_dir / "checkpoints").load(model=model, restore_rng=False)
     return model.eval(), features
 

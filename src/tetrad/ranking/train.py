@@ -19,9 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pydantic import Field
+
 from tetrad.core.config import Config, RunConfig
 from tetrad.core.distributed import barrier, cleanup, init_distributed, is_main, shard, unwrap
 from tetrad.core.errors import UserError
+from tetrad.core.io import atomic_write_json
 from tetrad.core.metrics import auc, gauc, logloss
 from tetrad.core.progress import progress
 from tetrad.core.rundir import RunDir
@@ -30,6 +33,9 @@ from tetrad.data.ctr_synthetic import SCHEMA_FILE, CTRSchema, SyntheticCTRConfig
 from tetrad.ranking.data import FeatureSet, check_dataset, iter_batches, select_features
 from tetrad.ranking.heads import multitask_loss, probabilities
 from tetrad.ranking.models import ModelConfig, RankingModel, build_model, dense_parameter_count, resolve_config
+
+
+MODEL_FILE = "model.json"
 
 
 class DataConfig(Config):
@@ -44,7 +50,10 @@ class DataConfig(Config):
 
 class TrainConfig(RunConfig):
     data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
+    # a factory, not a default instance: `load_config` fills a section whose default is an instance
+    # with every default value, which would mark all model fields as set by the user and so hide
+    # the preset and the baselines' size matching from `tetrad ranking train model.preset=15m`
+    model: ModelConfig = Field(default_factory=ModelConfig)
     batch_size: int = 512  # global, over all processes
     epochs: int = 1
     steps: int = 0  # > 0: stop after this many steps instead
@@ -157,6 +166,8 @@ def train(cfg: TrainConfig) -> dict:
         raise UserError(f"batch_size {cfg.batch_size} is larger than the {train_rows} training rows")
     total = cfg.steps or per_epoch * cfg.epochs
     run = RunDir("ranking", cfg)
+    if is_main():  # the model as built: `tetrad ranking export` rebuilds it from this, not by resolving again
+        atomic_write_json(run.path / MODEL_FILE, resolved.model_dump())
     start = run.restore(cfg.resume, model=ddp, optimizer=opt)["step"]
     ddp.train()
     local = shard(cfg.batch_size)
