@@ -56,8 +56,9 @@ def main() -> None:
         groups = [answers[g * args.samples:(g + 1) * args.samples] for g in range(len(tasks))]
         votes = [vote(a) for a in groups]
         train = r.first_of_each_group(args.train)
-        reward = torch.cat([rewards(a[:args.train], v.label) for a, v in zip(groups, votes)])
-        context = {"prompt_ids": tasks.ids, "votes": votes, "answers": [a[:args.train] for a in groups]}
+        reward = torch.cat([rewards(a[:args.train], v) for a, v in zip(groups, votes)])
+        context = {"prompt_ids": tasks.ids, "votes": votes,
+                   "answers": [[v.class_of(x) for x in a[:args.train]] for a, v in zip(groups, votes)]}
         t2 = time.perf_counter()
         adv = updater.advantages(train, reward)  # no hooks registered: the guard is timed on its own below
         g0 = time.perf_counter()

@@ -1,11 +1,12 @@
 import json
+from collections import Counter
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tetrad.core.errors import UserError
-from tetrad.ttrl.answers import answers_equal, extract_answer, last_boxed, normalise
+from tetrad.ttrl.answers import answers_equal, extract_answer, last_boxed, normalise, same_answer
 from tetrad.ttrl.tasks import TaskConfig, load_benchmark, load_tasks, reasoning_gym_tasks
 from tetrad.ttrl.voting import rewards, vote
 
@@ -32,7 +33,8 @@ def test_normalised_equal_pairs(a, b):
 
 
 def test_math_verify_path_and_non_equal():
-    assert answers_equal("\\frac{1}{2}", "0.5")
+    assert answers_equal("\\frac{1}{2}", "0.5") and answers_equal("1/2", "0.5") and answers_equal("0.5", "1/2")
+    assert answers_equal("\\sqrt{2}", "2^{1/2}") and not answers_equal("\\sqrt{2}", "2")
     assert answers_equal("\\left( 3, \\frac{\\pi}{2} \\right)", "(3,\\frac{\\pi}{2})")
     assert not answers_equal("3", "4") and not answers_equal("3", None) and not answers_equal(None, None)
 
@@ -59,8 +61,43 @@ def test_vote_ratio_counts_answerless_samples():
     assert vote(["6", "5", "5", "6"]).label == "6"  # tie: first seen
     none = vote([None, None])
     assert none.label is None and none.ratio == 0.0
-    assert rewards(["5", None, "6"], "5").tolist() == [1.0, 0.0, 0.0]
-    assert rewards([None, None], None).tolist() == [0.0, 0.0]  # no label: nothing is rewarded
+    assert rewards(["5", None, "6"], vote(["5", "5", "6"])).tolist() == [1.0, 0.0, 0.0]
+    assert rewards([None, None], none).tolist() == [0.0, 0.0]  # no label: nothing is rewarded
+
+
+def test_vote_groups_equivalent_answers_into_one_class():
+    # three spellings of one half outvote the two 3s that a string vote would have elected
+    answers = [normalise(a) for a in ["3", "1/2", "3", "0.5", "\\frac{1}{2}", None, "\\dfrac{1}{2}"]]
+    v = vote(answers)
+    assert v.label == "\\frac{1}{2}"  # the most common spelling names the class (dfrac normalises to frac)
+    assert v.counts == Counter({"\\frac{1}{2}": 4, "3": 2, None: 1}) and v.ratio == 4 / 7 and v.n == 7
+    assert {v.class_of(a) for a in ["1/2", "0.5", "\\frac{1}{2}"]} == {"\\frac{1}{2}"}
+    assert rewards(answers, v).tolist() == [0, 1, 0, 1, 1, 0, 1]
+    assert v.class_of("7") == "7" and v.class_of(None) is None  # unseen answers are their own class
+    # integers never reach math-verify: distinct integers are distinct answers
+    assert vote(["12", "13", "13"]).counts == Counter({"13": 2, "12": 1})
+    # the math-verify budget: with none left, unequal spellings keep their own classes
+    assert vote(["1/2", "0.5", "\\frac{1}{2}"], max_verified_pairs=0).counts == Counter(
+        {"1/2": 2, "\\frac{1}{2}": 1})  # 1/2 = 0.5 is an exact-number fast path, not a math-verify call
+    assert same_answer("x=2", "2") and same_answer("2", "x=2")  # either direction counts
+    assert same_answer(None, None) and not same_answer("2", None) and not same_answer("2", "3")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["1", "2", "0.5", "1/2", "\\frac{1}{2}", "x", "(1,2)", "{"]),
+                          st.text(max_size=6)), min_size=1, max_size=12))
+def test_vote_never_raises_and_equal_strings_share_a_class(answers):
+    v = vote(answers)
+    present = [a for a in answers if a is not None]
+    assert sum(v.counts.values()) == len(answers) and v.n == len(answers)
+    for a in present:
+        for b in present:
+            if a == b:
+                assert v.class_of(a) == v.class_of(b)
+    assert (v.label is None) == (not present)
+    if present:
+        assert v.counts[v.label] == max(c for k, c in v.counts.items() if k is not None)
+        assert sum(rewards(answers, v).tolist()) == v.counts[v.label]
 
 
 def test_reasoning_gym_tasks_are_seeded_and_apart_from_truths():

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from tetrad.llm.grpo import group_advantages
-from tetrad.ttrl.guard import GuardConfig, PromptState, TTRLGuard, frs_weight, is_high_risk, mps_bonus, observe
+from tetrad.ttrl.guard import (GuardConfig, PromptState, TTRLGuard, frs_weight, is_high_risk, mps_bonus,
+                               mps_fr, observe)
 from tetrad.ttrl.tracking import ProblemTracker, categorise, extinction_window, flip_rate, problems_table
 from tetrad.ttrl.voting import vote
 
@@ -22,6 +23,9 @@ def visited(labels_mrs, cfg=CFG):
 def test_flip_rate_per_prompt():
     st, frs = visited([("5", 0.5), ("5", 0.6), ("6", 0.4), (None, 0.0), (None, 0.0)])
     assert frs == [0, 0, 1, 1, 0] and st.ever_flipped and st.visits == 5 and st.visits_since_flip == 1
+    assert st.flip_history == [False, True, True, False] and st.window_fr(5) == 0.5
+    _, frs = visited([("1/2", 0.5), ("\\frac{1}{2}", 0.5), ("0.5", 0.5)])
+    assert frs == [0, 0, 0]  # another spelling of the same answer is not a flip
 
 
 def test_frs_by_hand():
@@ -71,6 +75,30 @@ def test_mps_fires_on_a_flip_and_stays_active_until_steady():
         hook(guard, ["p"], [vote(answers)], [answers], adv)
         actives.append(guard.prompts["p"].mps_active)
     assert actives == [True, True, False, False]
+
+
+def test_mps_fires_on_the_steady_visits_after_a_flip():
+    """Five steady visits, a flip, three steady visits (W = 5, mps_steady = 3). The flip enters a full
+    window: windowed FR = 1/5, beta = 0.3 * min(0.2 / 0.3, 1) = 0.2, on the flip visit and on the two
+    steady visits that keep MPS active; the literal per-visit reading pays only on the flip."""
+    before = ["4", "4", "4", "4", "4", "6", "6", "6"]
+    after = ["5", "5", "5", "5", "5", "6", "6", "6"]
+    adv = group_advantages(torch.tensor([1.0, 1, 1, 1, 1, 0, 0, 0]), 8)
+    mean_abs = float(adv.abs().mean())
+    paid = {}
+    for reading in ("windowed", "per_visit"):
+        guard = TTRLGuard(GuardConfig(mps=True, mps_beta_fr=reading))
+        bonuses = []
+        for answers in [before] * 5 + [after] * 4:
+            out = hook(guard, ["p"], [vote(answers)], [answers], adv)
+            bonuses.append(round(float((out - adv)[5]) / mean_abs, 6))  # a "6" sample's bonus / mean|A|
+        paid[reading] = bonuses
+    # "6" has 3 votes (>= 8 // 4) and is the only qualifying minority: bonus = beta * 3 / 3 * mean|A|
+    assert paid["windowed"] == [0, 0, 0, 0, 0, 0.2, 0.2, 0.2, 0]
+    assert paid["per_visit"] == [0, 0, 0, 0, 0, 0.3, 0, 0, 0]
+    st, frs = visited([("5", 0.5), ("6", 0.5), ("6", 0.5), ("5", 0.5)])  # two flips in three transitions
+    assert st.window_fr(5) == pytest.approx(2 / 3) and mps_fr(0.0, st, CFG) == pytest.approx(2 / 3)
+    assert mps_fr(0.0, st, GuardConfig(mps_beta_fr="per_visit")) == 0.0
 
 
 def test_rcsu_skips_high_risk_prompts_up_to_the_cap_and_resumes_its_draws():

@@ -1,13 +1,18 @@
 """Final answers: extraction from `\\boxed{...}` or a plain final answer, normalisation, equivalence.
 
 Extraction and normalisation never raise, whatever the string (a property test holds them to it):
-a response with no answer gives `None`, which never wins a vote. Equivalence takes a fast path
-(equal normalised strings) before asking `math-verify`, whose result is cached.
+a response with no answer gives `None`, which never wins a vote. Equivalence takes fast paths
+before asking `math-verify`: equal normalised strings are equal; two integers are equal only as
+strings (normalised integers are canonical); two plain numbers (integers, decimals, `a/b`) are
+equal exactly when their rational values are (`1/2` = `0.5`; `0.333` != `1/3`, where math-verify
+would round). Only what remains goes to `math-verify` (a few milliseconds a pair, each call
+bounded by its own timeout), and every result is cached.
 """
 
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 from functools import lru_cache
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
@@ -72,19 +77,72 @@ def normalise(answer: str | None) -> str | None:
     return s or None
 
 
+_INTEGER = re.compile(r"-?\d+")
+_PLAIN_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:/\d+)?")
+_VERIFY_TIMEOUT_S = 2  # math-verify's own per-call limit (whole seconds): no single pair can stall a vote
+
+
+def _fast_equal(na: str, nb: str) -> bool | None:
+    """Decide two normalised answers without math-verify where a fast path applies, else None."""
+    if na == nb:
+        return True
+    if _INTEGER.fullmatch(na) and _INTEGER.fullmatch(nb):
+        return False
+    if _PLAIN_NUMBER.fullmatch(na) and _PLAIN_NUMBER.fullmatch(nb):
+        try:
+            return Fraction(na) == Fraction(nb)
+        except (ValueError, ZeroDivisionError):  # "1/0": let math-verify judge it
+            pass
+    return None
+
+
+@lru_cache(maxsize=65536)
+def _parsed(answer: str):
+    from math_verify import parse
+
+    return parse(f"${answer}$", parsing_timeout=_VERIFY_TIMEOUT_S)
+
+
+@lru_cache(maxsize=65536)
+def _verify(gold: str, pred: str) -> bool:
+    """math-verify's verdict (`gold` first: argument order matters to it); never raises."""
+    try:
+        from math_verify import verify
+
+        g, p = _parsed(gold), _parsed(pred)
+        return bool(g and p and verify(g, p, timeout_seconds=_VERIFY_TIMEOUT_S))
+    except Exception:  # math-verify raises on some unparsable inputs; those answers are not equal
+        return False
+
+
 @lru_cache(maxsize=65536)
 def answers_equal(a: str | None, b: str | None) -> bool:
-    """Whether two answers are the same (`a` plays the gold answer for math-verify). Never raises."""
+    """Whether answer `b` matches the reference answer `a` (`a` plays math-verify's gold). Never raises."""
     if a is None or b is None:
         return False
     na, nb = normalise(a), normalise(b)
     if na is None or nb is None:
         return False
-    if na == nb:
-        return True
-    try:
-        from math_verify import parse, verify
+    fast = _fast_equal(na, nb)
+    return fast if fast is not None else _verify(a, b)
 
-        return bool(verify(parse(f"${a}$"), parse(f"${b}$")))
-    except Exception:  # math-verify raises on some unparsable inputs; those answers are not equal
+
+def fast_same_answer(a: str, b: str) -> bool | None:
+    """`same_answer` for two present answers when the fast paths decide it, else None (math-verify's call)."""
+    if a == b:
+        return True
+    na, nb = normalise(a), normalise(b)
+    if na is None or nb is None:
         return False
+    return _fast_equal(na, nb)
+
+
+def same_answer(a: str | None, b: str | None) -> bool:
+    """Whether two sampled answers are the same answer, for grouping votes and spotting label flips:
+    neither is a reference, so math-verify may match them in either direction. Two missing answers
+    are the same (no answer twice is no flip); a missing and a present one are not. Never raises."""
+    if a is None or b is None:
+        return a is None and b is None
+    if a == b:
+        return True
+    return answers_equal(a, b) or answers_equal(b, a)

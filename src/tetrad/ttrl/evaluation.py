@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from tetrad.core.metrics import majority
 from tetrad.llm.sampling import SamplingParams, sample
 from tetrad.ttrl.answers import answers_equal, extract_answer, normalise
 from tetrad.ttrl.tasks import TaskSet
+from tetrad.ttrl.voting import vote
 
 
 def sample_answers(model, tokenizer, prompts: list[str], n: int, params: SamplingParams, chat: bool,
@@ -28,10 +28,11 @@ def correctness(answers: list[list[str | None]], truths: list[str]) -> np.ndarra
 
 def evaluate(model, tokenizer, tasks: TaskSet, k: int, params: SamplingParams, chat: bool = False,
              device="cpu") -> dict:
-    """pass@1 as mean@k, maj@k, and the per-problem accuracy (share of the k samples correct)."""
+    """pass@1 as mean@k, maj@k (the training vote: answer classes, answerless samples never win), and
+    the per-problem accuracy (share of the k samples correct)."""
     answers = sample_answers(model, tokenizer, tasks.prompts, k, params, chat, device=device)
     correct = correctness(answers, tasks.truths)
-    maj = [(m := majority(row)) is not None and answers_equal(t, m) for row, t in zip(answers, tasks.truths)]
+    maj = [answers_equal(t, vote(row).label) for row, t in zip(answers, tasks.truths)]
     per_problem = correct.mean(1)
     return {"pass@1": float(correct.mean()), f"maj@{k}": float(np.mean(maj)), "per_problem": per_problem}
 

@@ -13,10 +13,18 @@ each visit the state is updated first (this visit's FR and MR included), then th
   abstract's reading (down-weight as FR declines): 1 - FR replaces FR in the first term.
 - MPS: active while FR > tau_fr and until `mps_steady` consecutive visits without a flip. Minority
   answers (not the majority, not answerless) with at least max(1, N // mps_min_votes_denom) of the
-  N votes qualify; beta = beta_max * min(FR / tau_fr, 1); a sample whose answer qualifies gains
+  N votes qualify; beta = beta_max * min(FR_beta / tau_fr, 1); a sample whose answer qualifies gains
   beta * count / sum(qualifying counts) * mean|advantage of the prompt|; an answerless sample gains
-  5% of the mean of those bonuses. As written in the note, FR is the per-visit flip, so the bonus
-  is non-zero on the visits where the label flips (beta is 0 on the steady visits that follow).
+  5% of the mean of those bonuses.
+  Which FR goes into beta (`mps_beta_fr`): read literally (`per_visit`), FR_beta is this visit's
+  0/1 flip, so beta is beta_max on a flip and 0 on every steady visit that keeps MPS active: the
+  `mps_steady` window would do nothing and tau_fr inside min(FR / tau_fr, 1) could be any number
+  in (0, 1). Both only mean something if FR_beta is a rate, so the default (`windowed`) takes the
+  prompt's flip rate over its last W visits (flips / visits that had a predecessor, at most W of
+  them): a single flip in a full window gives FR_beta = 1/W = 0.2 and beta = 0.3 * 0.2 / 0.3 = 0.2
+  on the flip visit and on the steady visits after it (W >= mps_steady, so the flip is still in
+  the window while MPS is active); two or more flips in the window give the full beta_max.
+  Activation is unchanged (a flip on this visit, then `mps_steady` steady visits).
 - RCSU: a prompt that flipped at least once, has >= W visits and mean MR over its last W visits
   > theta_mr is high-risk; each high-risk prompt is skipped (advantages x 0) with probability
   p_skip, at most max(1, floor(0.25 * prompts in the step)) per step, drawn from the guard's own
@@ -36,6 +44,7 @@ import torch
 from pydantic import Field
 
 from tetrad.core.config import Config
+from tetrad.ttrl.answers import same_answer
 
 
 class GuardConfig(Config):
@@ -50,6 +59,7 @@ class GuardConfig(Config):
     beta_max: float = Field(0.3, ge=0)
     mps_min_votes_denom: int = Field(4, ge=1)
     mps_steady: int = Field(3, ge=0)
+    mps_beta_fr: Literal["windowed", "per_visit"] = "windowed"  # which FR sets MPS's beta (module docstring)
     window: int = Field(5, ge=1)  # W, for FRS's windowed MR and RCSU (rcsu_window in the reference code)
     rcsu_theta_mr: float = Field(0.7, ge=0, le=1)
     rcsu_p_skip: float = Field(0.7, ge=0, le=1)
@@ -64,6 +74,7 @@ class GuardConfig(Config):
 class PromptState:
     last_label: str | None = None
     mr_history: list[float] = field(default_factory=list)
+    flip_history: list[bool] = field(default_factory=list)  # the last W visits that had a predecessor
     ever_flipped: bool = False
     visits_since_flip: int = 0
     visits: int = 0
@@ -73,12 +84,19 @@ class PromptState:
         recent = self.mr_history[-w:]
         return sum(recent) / len(recent) if recent else 0.0
 
+    def window_fr(self, w: int) -> float:
+        """Flip rate over the last `w` visits that had a previous visit to flip from (0 before any)."""
+        recent = self.flip_history[-w:]
+        return sum(recent) / len(recent) if recent else 0.0
+
 
 def observe(st: PromptState, label: str | None, mr: float, cfg: GuardConfig) -> float:
     """Record one visit; return its FR (1.0 if the label flipped since the previous visit)."""
-    fr = float(st.visits > 0 and label != st.last_label)
+    fr = float(st.visits > 0 and not same_answer(label, st.last_label))
     st.mr_history.append(float(mr))
-    st.mr_history = st.mr_history[-max(cfg.window, 1):]
+    st.mr_history = st.mr_history[-cfg.window:]
+    if st.visits > 0:
+        st.flip_history = (st.flip_history + [bool(fr)])[-cfg.window:]
     st.visits += 1
     if fr:
         st.ever_flipped, st.visits_since_flip = True, 0
@@ -99,9 +117,15 @@ def frs_weight(fr: float, mr: float, st: PromptState, cfg: GuardConfig) -> float
     return max(0.1, w)
 
 
+def mps_fr(fr: float, st: PromptState, cfg: GuardConfig) -> float:
+    """The FR that sets MPS's beta on this visit: the windowed flip rate, or the visit's own flip."""
+    return st.window_fr(cfg.window) if cfg.mps_beta_fr == "windowed" else fr
+
+
 def mps_bonus(answers: list[str | None], counts: Counter, label: str | None, n_votes: int, fr: float,
               mean_abs_adv: float, cfg: GuardConfig) -> torch.Tensor:
-    """Advantage bonus for each trained sample of one prompt (zeros when no minority qualifies)."""
+    """Advantage bonus for each trained sample of one prompt (zeros when no minority qualifies).
+    `answers` and `counts` are keyed by answer class (`Vote.classes`); `fr` is `mps_fr`'s."""
     need = max(1, n_votes // cfg.mps_min_votes_denom)
     qualifying = {a: c for a, c in counts.items() if a is not None and a != label and c >= need}
     bonus = torch.zeros(len(answers))
@@ -125,8 +149,8 @@ def is_high_risk(st: PromptState, cfg: GuardConfig) -> bool:
 
 class TTRLGuard:
     """The advantage hook. The recipe passes, in `context`: `prompt_ids` (one per group), `votes`
-    (`tetrad.ttrl.voting.Vote` over all N samples of each prompt) and `answers` (the normalised
-    answers of the M trained samples of each prompt, in row order)."""
+    (`tetrad.ttrl.voting.Vote` over all N samples of each prompt) and `answers` (the answer class,
+    `Vote.class_of`, of each of the M trained samples of each prompt, in row order)."""
 
     def __init__(self, cfg: GuardConfig):
         self.cfg = cfg
@@ -151,7 +175,8 @@ class TTRLGuard:
             weights.append(w)
             row = original[g] * w if self.cfg.frs else original[g].clone()
             if self.cfg.mps and st.mps_active:
-                bonus = mps_bonus(answers[g], v.counts, v.label, v.n, fr, float(original[g].abs().mean()), self.cfg)
+                bonus = mps_bonus(answers[g], v.counts, v.label, v.n, mps_fr(fr, st, self.cfg),
+                                  float(original[g].abs().mean()), self.cfg)
                 fired += int(bool(bonus.any()))
                 row = row + bonus.to(row.dtype)
             if self.cfg.rcsu and is_high_risk(st, self.cfg) and skips_left > 0:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tetrad.ttrl.answers import answers_equal
+from tetrad.ttrl.answers import answers_equal, same_answer
 from tetrad.ttrl.voting import Vote
 
 CATEGORIES = ["stable_right", "learned", "degraded", "always_wrong", "marginal"]
@@ -28,7 +28,7 @@ class ProblemTracker:
     def record(self, step: int, problem_id: str, v: Vote, answers: list[str | None]) -> dict[str, Any]:
         visits, last = self._last.get(problem_id, (0, None))
         row = {"step": step, "problem_id": problem_id, "visit": visits + 1, "label": v.label,
-               "majority_ratio": v.ratio, "flipped": bool(visits > 0 and v.label != last)}
+               "majority_ratio": v.ratio, "flipped": bool(visits > 0 and not same_answer(v.label, last))}
         if self.truths is not None:
             truth = self.truths[problem_id]
             row["true_share"] = float(np.mean([answers_equal(truth, a) for a in answers]))
