@@ -10,7 +10,7 @@ from tetrad.llm.models import ModelSpec
 from tetrad.llm.update import PolicyUpdater
 from tetrad.ttrl.guard import GuardConfig
 from tetrad.ttrl.pretrain import PretrainConfig, model_dir, pretrain
-from tetrad.ttrl.recipe import TTRLConfig, run_ttrl
+from tetrad.ttrl.recipe import TTRLConfig, check_split, run_ttrl
 from tetrad.ttrl.tasks import TaskConfig, load_tasks
 
 TINY = ModelSpec(kind="tiny", hidden=32, layers=1, heads=2)
@@ -160,22 +160,32 @@ def test_compare_writes_the_table_between_markers_and_reuses_finished_runs(tmp_p
     assert summary.stat().st_mtime_ns == stamp and "Made by `again`" in out.read_text()
 
 
-@pytest.mark.slow  # ~20 s of CPU; the engine-level DDP test (tests/llm) runs by default
-def test_two_processes_run_ttrl_like_one(tmp_path):
+def test_two_processes_shard_sampling_and_run_ttrl_like_one(tmp_path):
+    """2 processes under torchrun each sample and score half of every step's prompts, gather, and end
+    where 1 process ends at the same global batch: same votes, same tracking, same weights."""
     import os
     import subprocess
     import sys
     from pathlib import Path
 
-    script = Path(__file__).with_name("ddp_ttrl.py")
+    # 4 prompts a step: 2 per process, one generate call of 1 prompt each -> the same chunks either way
+    cfg = config(tmp_path, "one", epochs=1, sample_chunk=1, guard=GuardConfig(frs=True, mps=True, rcsu=True))
+    one = run_ttrl(cfg)
+    spec = tmp_path / "two.json"
+    spec.write_text(cfg.model_copy(update={"name": "two"}).model_dump_json())
+    out = tmp_path / "two.pt"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    outs = []
-    for nproc in (1, 2):
-        out = tmp_path / f"run{nproc}.pt"
-        subprocess.run([sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}",
-                        "--master-port", str(29631 + nproc), str(script), str(tmp_path / f"r{nproc}"), str(out)],
-                       check=True, env=env, capture_output=True, timeout=300)
-        outs.append(torch.load(out, weights_only=False))
-    one, two = outs
-    assert all(torch.allclose(one["model"][k], two["model"][k], atol=1e-5) for k in one["model"])
-    assert one["summary"]["pass@1"] == two["summary"]["pass@1"]
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--master-port", "29633",
+                    str(Path(__file__).with_name("ddp_ttrl.py")), str(spec), str(out)],
+                   check=True, env=env, capture_output=True, timeout=300)
+    two = torch.load(out, weights_only=False)
+    visits = pd.read_parquet(tmp_path / "ttrl" / "one" / "visits.parquet")
+    assert two["visits"] == visits.to_dict("list")  # every prompt's vote, label and true share
+    ref = final_params(tmp_path, "one")
+    assert all(torch.allclose(ref[k], two["model"][k], atol=1e-5) for k in ref)
+    assert any(r["loss"] != 0 for r in training_log(tmp_path, "one"))  # the steps did train
+    assert two["summary"]["pass@1"] == one["pass@1"]
+    with pytest.raises(UserError, match="does not split over 3 processes"):
+        check_split(8, cfg, 3)
+    with pytest.raises(UserError, match="sample_chunk=2 does not divide"):
+        check_split(8, cfg.model_copy(update={"sample_chunk": 2, "batch_prompts": 6}), 2)

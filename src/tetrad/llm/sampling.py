@@ -45,6 +45,32 @@ class Rollouts:
                         self.response_mask[rows], [self.texts[i] for i in rows.tolist()],
                         self.group_size if group_size is None else group_size)
 
+    def to(self, device: torch.device | str) -> "Rollouts":
+        return Rollouts(self.prompt_ids.to(device), self.prompt_mask.to(device), self.response_ids.to(device),
+                        self.response_mask.to(device), self.texts, self.group_size)
+
+    @staticmethod
+    def concat(parts: list["Rollouts"], pad_id: int) -> "Rollouts":
+        """Stack rollouts of the same group size into one batch, re-padding prompts on the left and
+        responses on the right to the longest of each (padding moves no position: positions come
+        from the masks)."""
+        if not parts or len({p.group_size for p in parts}) != 1:
+            raise UserError("concat needs at least one Rollouts, all of one group size")
+        if len(parts) == 1:
+            return parts[0]
+        p_len = max(p.prompt_ids.shape[1] for p in parts)
+        r_len = max(p.response_ids.shape[1] for p in parts)
+
+        def pad(t: torch.Tensor, width: int, value: int, left: bool) -> torch.Tensor:
+            fill = t.new_full((t.shape[0], width - t.shape[1]), value)
+            return torch.cat([fill, t] if left else [t, fill], 1)
+
+        return Rollouts(torch.cat([pad(p.prompt_ids, p_len, pad_id, True) for p in parts]),
+                        torch.cat([pad(p.prompt_mask, p_len, 0, True) for p in parts]),
+                        torch.cat([pad(p.response_ids, r_len, pad_id, False) for p in parts]),
+                        torch.cat([pad(p.response_mask, r_len, 0, False) for p in parts]),
+                        [t for p in parts for t in p.texts], parts[0].group_size)
+
     def first_of_each_group(self, m: int) -> "Rollouts":
         """The first `m` responses of every group (TTRL trains on the first M of N)."""
         if not 1 <= m <= self.group_size:
@@ -64,11 +90,24 @@ def format_prompts(tokenizer, prompts: list[str], chat: bool) -> list[str]:
 
 @torch.no_grad()
 def sample(model, tokenizer, prompts: list[str], n: int, params: SamplingParams, *, chat: bool = False,
-           device: torch.device | str = "cpu") -> Rollouts:
+           device: torch.device | str = "cpu", seed: int | None = None) -> Rollouts:
     """`n` responses for each prompt (rows `i*n .. i*n+n-1` belong to prompt `i`).
 
-    Randomness comes from torch's global generator, which the recipe seeds and checkpoints.
+    Randomness comes from torch's global generator (which a recipe seeds and checkpoints), or, with
+    `seed`, from a fork of it seeded with `seed`: the draws then depend on nothing but the seed, the
+    model and these prompts, and the global stream is left where it was (how a recipe makes the
+    samples of a batch the same whichever process draws them).
     """
+    if seed is None:
+        return _sample(model, tokenizer, prompts, n, params, chat, device)
+    device = torch.device(device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        return _sample(model, tokenizer, prompts, n, params, chat, device)
+
+
+def _sample(model, tokenizer, prompts: list[str], n: int, params: SamplingParams, chat: bool,
+            device: torch.device | str) -> Rollouts:
     if not prompts:
         raise UserError("no prompts to sample from")
     if n < 1:

@@ -5,8 +5,15 @@ problem, majority-votes the pseudo-label, rewards agreement, and takes a GRPO st
 responses of each problem; the guard, when enabled, is an advantage hook. The ground truth goes
 only to the tracker and the evaluation, both outside the training path; evaluation samples under a
 forked RNG so that it never moves the training run's random stream. Resumable (`resume=true`).
-Under torchrun every process samples the full batch (same seed, same samples) and the update is
-sharded over processes.
+
+Sampling draws from a generator seeded by (run seed, step, chunk), one `generate` call per chunk
+of `sample_chunk` prompts (0: all the prompts a process samples in a step), so a step's samples
+depend on nothing else. Under torchrun the step's prompts are split evenly over the processes:
+each samples and scores (extracts, votes) its share, then every process gathers every share, so
+all of them hold the same rollouts, votes, guard state and tracker; the update trains each
+process on the rows of its own prompts and DDP averages. With `sample_chunk` set so that it
+divides every process's share, the chunks, and so the samples and the whole run, are the same on
+any number of processes (tested for 1 vs 2).
 """
 
 from __future__ import annotations
@@ -15,16 +22,17 @@ import math
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from tetrad.core.config import RunConfig
-from tetrad.core.distributed import cleanup, init_distributed, is_main
+from tetrad.core.distributed import cleanup, init_distributed, is_distributed, is_main, shard
 from tetrad.core.errors import UserError
 from tetrad.core.progress import progress
 from tetrad.core.rundir import RunDir
 from tetrad.core.seeding import seed_everything
 from tetrad.data.parquet import write_parquet
 from tetrad.llm.models import ModelSpec, load_policy
-from tetrad.llm.sampling import SamplingParams, sample
+from tetrad.llm.sampling import Rollouts, SamplingParams, sample
 from tetrad.llm.update import PolicyUpdater, UpdateConfig
 from tetrad.ttrl.answers import extract_answer, normalise
 from tetrad.ttrl.evaluation import evaluate, spread
@@ -32,7 +40,7 @@ from tetrad.ttrl.guard import GuardConfig, TTRLGuard
 from tetrad.ttrl.pretrain import PretrainConfig, model_dir, pretrain
 from tetrad.ttrl.tasks import TaskConfig, TaskSet, load_tasks
 from tetrad.ttrl.tracking import ProblemTracker, category_counts, flip_rate, plot_tracking, problems_table
-from tetrad.ttrl.voting import rewards, vote
+from tetrad.ttrl.voting import Vote, rewards, vote
 
 
 class TTRLConfig(RunConfig):
@@ -44,6 +52,7 @@ class TTRLConfig(RunConfig):
     n_samples: int = 64  # N: votes per problem (the paper's default; quick configs use fewer)
     n_train: int = 32  # M: responses per problem the update trains on (the first M of N)
     batch_prompts: int = 8
+    sample_chunk: int = 0  # prompts per generate call (0: a process's whole share of the step)
     epochs: int = 10  # passes over the test set
     train_sampling: SamplingParams = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=6)
     eval_sampling: SamplingParams = SamplingParams(temperature=0.6, top_p=0.95, max_new_tokens=6)
@@ -71,6 +80,55 @@ def check(cfg: TTRLConfig) -> None:
         raise UserError(f"n_train (M={cfg.n_train}) must not exceed n_samples (N={cfg.n_samples})")
     if min(cfg.n_train, cfg.batch_prompts, cfg.epochs, cfg.eval_samples) < 1:
         raise UserError("n_train, batch_prompts, epochs and eval_samples must be at least 1")
+    if cfg.sample_chunk < 0:
+        raise UserError(f"sample_chunk must be 0 (a process's whole share) or positive (got {cfg.sample_chunk})")
+
+
+def check_split(n_tasks: int, cfg: TTRLConfig, world: int) -> None:
+    """Every step's prompts (the last step of an epoch may have fewer) must split evenly over the
+    processes, and each share into whole chunks."""
+    sizes = {min(cfg.batch_prompts, n_tasks), n_tasks % cfg.batch_prompts or cfg.batch_prompts}
+    for size in sorted(sizes):
+        if size % world:
+            raise UserError(f"a step of {size} prompts does not split over {world} processes: "
+                            f"choose batch_prompts and the task count to be multiples of {world}")
+        if cfg.sample_chunk and (size // world) % cfg.sample_chunk:
+            raise UserError(f"sample_chunk={cfg.sample_chunk} does not divide a process's {size // world} "
+                            f"prompts per step")
+
+
+def chunk_seed(seed: int, step: int, chunk: int) -> int:
+    """The sampling seed of chunk `chunk` (counted over the whole step's batch) of step `step`."""
+    return int(np.random.SeedSequence([seed, step, chunk]).generate_state(1)[0])
+
+
+def sample_and_score(model, tok, prompts: list[str], cfg: TTRLConfig, step: int, device
+                     ) -> tuple[Rollouts, list[list[str | None]], list[Vote]]:
+    """This process's share of a step: its prompts' N samples (in seeded chunks), their normalised
+    answers per prompt and the votes, gathered from every process in prompt order. Returns the
+    M trained rollouts of each prompt, the N answers of each prompt and the votes."""
+    mine = shard(len(prompts))
+    chunk = cfg.sample_chunk or (mine.stop - mine.start)
+    parts, groups = [], []
+    for start in range(mine.start, mine.stop, chunk):
+        r = sample(model, tok, prompts[start:start + chunk], cfg.n_samples, cfg.train_sampling, chat=cfg.chat,
+                   device=device, seed=chunk_seed(cfg.seed, step, start // chunk))
+        answers = [normalise(extract_answer(t)) for t in r.texts]
+        groups += [answers[g:g + cfg.n_samples] for g in range(0, len(answers), cfg.n_samples)]
+        parts.append(r.first_of_each_group(cfg.n_train).to("cpu"))
+    local = (Rollouts.concat(parts, tok.pad_token_id), groups, [vote(a) for a in groups])
+    shares = _gather(local)
+    train = Rollouts.concat([s[0] for s in shares], tok.pad_token_id).to(device)
+    return train, [g for s in shares for g in s[1]], [v for s in shares for v in s[2]]
+
+
+def _gather(obj):
+    """Every process's `obj`, in rank order (just `[obj]` alone)."""
+    if not is_distributed():
+        return [obj]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
 
 
 def run_ttrl(cfg: TTRLConfig, tasks: TaskSet | None = None, truths: dict[str, str] | None | bool = True) -> dict:
@@ -85,6 +143,7 @@ def run_ttrl(cfg: TTRLConfig, tasks: TaskSet | None = None, truths: dict[str, st
     seed_everything(cfg.seed)
     model, tok = load_policy(spec)
     model.to(info.device)
+    check_split(len(tasks), cfg, info.world_size)
     steps_per_epoch = math.ceil(len(tasks) / cfg.batch_prompts)
     total = steps_per_epoch * cfg.epochs
     guard = TTRLGuard(cfg.guard.model_copy(update={"seed": cfg.guard.seed + cfg.seed}))
@@ -106,14 +165,10 @@ def run_ttrl(cfg: TTRLConfig, tasks: TaskSet | None = None, truths: dict[str, st
         order = torch.randperm(len(tasks), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
         idx = order[k * cfg.batch_prompts:(k + 1) * cfg.batch_prompts].tolist()
         ids, prompts = [tasks.ids[i] for i in idx], [tasks.prompts[i] for i in idx]
-        r = sample(updater.policy, tok, prompts, cfg.n_samples, cfg.train_sampling, chat=cfg.chat,
-                   device=info.device)
-        answers = [normalise(extract_answer(t)) for t in r.texts]
-        groups = [answers[g * cfg.n_samples:(g + 1) * cfg.n_samples] for g in range(len(idx))]
-        votes = [vote(a) for a in groups]
-        train = r.first_of_each_group(cfg.n_train)
-        reward = torch.cat([rewards(a[:cfg.n_train], v.label) for a, v in zip(groups, votes)])
-        context = {"prompt_ids": ids, "votes": votes, "answers": [a[:cfg.n_train] for a in groups]}
+        train, groups, votes = sample_and_score(updater.policy, tok, prompts, cfg, step, info.device)
+        reward = torch.cat([rewards(a[:cfg.n_train], v) for a, v in zip(groups, votes)])
+        context = {"prompt_ids": ids, "votes": votes,
+                   "answers": [[v.class_of(x) for x in a[:cfg.n_train]] for a, v in zip(groups, votes)]}
         stats = updater.step(train, reward, context)
         visits = [tracker.record(step, pid, v, a) for pid, v, a in zip(ids, votes, groups)]
         metrics = {**stats, **(guard.last_stats if cfg.guard.enabled else {}),
