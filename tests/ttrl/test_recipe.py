@@ -189,3 +189,15 @@ def test_two_processes_shard_sampling_and_run_ttrl_like_one(tmp_path):
         check_split(8, cfg, 3)
     with pytest.raises(UserError, match="sample_chunk=2 does not divide"):
         check_split(8, cfg.model_copy(update={"sample_chunk": 2, "batch_prompts": 6}), 2)
+
+
+def test_the_demo_config_ships_inside_the_package():
+    from importlib import resources
+    from pathlib import Path
+
+    from tetrad.ttrl.demo import quick_config
+
+    packaged = Path(str(resources.files("tetrad.ttrl") / "quick.yaml"))
+    assert packaged.is_file() and Path("configs/ttrl/quick.yaml").resolve() == packaged.resolve()
+    cfg = quick_config(["seed=3"])
+    assert cfg.seed == 3 and cfg.n_samples == 16 and cfg.n_train == 8 and cfg.name == "quick"

@@ -1,28 +1,33 @@
-"""The TTRL part of `tetrad demo`: the quick config (configs/ttrl/quick.yaml) end to end — the cached
-tiny base policy (trained on first use), base evaluation, plain TTRL and TTRL-Guard on the same seed."""
+"""The TTRL part of `tetrad demo`: the quick config end to end — the cached tiny base policy (trained
+on first use), base evaluation, plain TTRL and TTRL-Guard on the same seed.
+
+The config is `tetrad/ttrl/quick.yaml`, package data read through `importlib.resources`, so the
+demo runs the same from a checkout and from an installed wheel (configs/ttrl/quick.yaml links to it).
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib import resources
 
 from tetrad.core.config import load_config
-from tetrad.core.errors import UserError
 from tetrad.core.rundir import RunDir
 from tetrad.demo import DemoConfig, Section
 from tetrad.ttrl.recipe import TTRLConfig, run_ttrl
 
-QUICK = Path(__file__).resolve().parents[3] / "configs" / "ttrl" / "quick.yaml"
+
+def quick_config(overrides: list[str]) -> TTRLConfig:
+    """The packaged quick config with `overrides` applied."""
+    with resources.as_file(resources.files("tetrad.ttrl") / "quick.yaml") as path:
+        return load_config(TTRLConfig, path, overrides)
 
 
 def demo_part(run: RunDir, cfg: DemoConfig) -> Section:
     overrides = [f"seed={cfg.seed}", f"root={run.path}", f"pretrain.root={cfg.root}"]
-    if not QUICK.is_file():
-        raise UserError(f"the TTRL demo reads {QUICK}, which this installation lacks (run from the repository)")
-    path = QUICK
-    plain = run_ttrl(load_config(TTRLConfig, path, overrides + ["name=ttrl"]))
-    guarded = run_ttrl(load_config(TTRLConfig, path, overrides + ["name=ttrl_guard", "guard.frs=true",
-                                                                   "guard.mps=true", "guard.rcsu=true"]))
-    k = load_config(TTRLConfig, path, overrides).eval_samples
+    plain_cfg = quick_config(overrides + ["name=ttrl"])
+    plain = run_ttrl(plain_cfg)
+    guarded = run_ttrl(quick_config(overrides + ["name=ttrl_guard", "guard.frs=true", "guard.mps=true",
+                                                 "guard.rcsu=true"]))
+    k = plain_cfg.eval_samples
     numbers = {"base_pass@1": plain["base_pass@1"], "ttrl_pass@1": plain["pass@1"], "guard_pass@1": guarded["pass@1"],
                f"base_maj@{k}": plain[f"base_maj@{k}"], f"ttrl_maj@{k}": plain[f"maj@{k}"],
                f"guard_maj@{k}": guarded[f"maj@{k}"], "ttrl_learned": plain["n_learned"],
