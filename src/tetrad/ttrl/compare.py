@@ -34,6 +34,7 @@ class CompareConfig(Config):
     variants: list[str] = list(VARIANTS)
     prefix: str = "compare"
     output: str = "docs/results/ttrl.md"
+    block: str = "ttrl-compare"  # the marked block of `output` this comparison rewrites
 
 
 def compare(cfg: CompareConfig, command: str = "tetrad ttrl compare") -> Path:
@@ -58,7 +59,7 @@ def compare(cfg: CompareConfig, command: str = "tetrad ttrl compare") -> Path:
                 atomic_write_json(done, summary)
             results[variant].append({**summary, **guard_activity(done.parent / "metrics.jsonl")})
     out = Path(cfg.output)
-    write_marked_block(out, "ttrl-compare", render(cfg, results, command))
+    write_marked_block(out, cfg.block, render(cfg, results, command))
     return out
 
 
