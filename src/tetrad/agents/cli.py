@@ -1,4 +1,5 @@
-"""`tetrad agents ...`: make games and catalogues, export expert trajectories, evaluate policies."""
+"""`tetrad agents ...`: make games and catalogues, export expert trajectories, train the BC policy,
+evaluate policies."""
 
 from __future__ import annotations
 
@@ -29,11 +30,19 @@ def add_commands(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=_make_catalogue)
 
+    p = sub.add_parser("bc", help="behaviour-clone a small policy from the handcoded expert, skills in context",
+                       description="Train the behaviour-cloned base policy. Config keys (see "
+                                   "tetrad.agents.bc.BCConfig) can be set as key=value.")
+    p.add_argument("--config", default=None, help="YAML config (e.g. configs/agents/bc.yaml)")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    p.set_defaults(handler=_bc)
+
     p = sub.add_parser("eval", help="play a policy on ALFWorld or the shop with skills on/off; success per task type",
                        description="Evaluate a policy. Config keys (see tetrad.agents.evaluate.EvalConfig) "
                                    "can be set as key=value.")
     p.add_argument("--config", default=None, help="YAML config (e.g. configs/agents/eval_alfworld.yaml)")
-    p.add_argument("--policy", default=None, help="expert, random, llm (the `model` config section) or smollm")
+    p.add_argument("--policy", default=None,
+                   help="expert, random, bc (bc_run=<run directory>), llm (the `model` config section) or smollm")
     p.add_argument("--skills", default=None, help="on, off or both")
     p.add_argument("overrides", nargs="*", metavar="key=value")
     p.set_defaults(handler=_eval)
@@ -67,6 +76,15 @@ def _make_catalogue(args) -> int:
 
     save_catalogue(make_catalogue(args.n, args.seed), args.out)
     print(f"wrote {args.n} products to {args.out}")
+    return 0
+
+
+def _bc(args) -> int:
+    from tetrad.agents.bc import BCConfig, train_bc
+    from tetrad.core.config import load_config
+
+    summary = train_bc(load_config(BCConfig, args.config, args.overrides))
+    print(json.dumps(summary, indent=1))
     return 0
 
 

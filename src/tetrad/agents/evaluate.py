@@ -21,7 +21,7 @@ from tetrad.core.io import atomic_write_text
 from tetrad.core.rundir import RunDir
 from tetrad.core.seeding import seed_everything
 
-POLICIES = ("expert", "random", "llm", "smollm")
+POLICIES = ("expert", "random", "bc", "llm", "smollm")
 
 
 class EvalConfig(RunConfig):
@@ -43,7 +43,11 @@ class EvalConfig(RunConfig):
     catalogue: str = ""  # a catalogue JSON from `tetrad agents make-catalogue`; empty: generate
     # policy=llm: the model to load (tetrad.llm.models.ModelSpec fields); policy=smollm is kind=smollm2
     model: dict = {"kind": "smollm2"}
-    temperature: float = 0.0  # 0: greedy
+    bc_run: str = "runs/agents/bc"  # policy=bc: a `tetrad agents bc` run directory (or its model/ folder)
+    # bc, llm, smollm: `score` ranks the admissible actions by the model's log-likelihood
+    # (ActionScoringPolicy), `generate` samples free text and parses its <action> tag (LLMPolicy)
+    decode: Literal["score", "generate"] = "score"
+    temperature: float = 0.0  # 0: greedy (the best-scoring action, or greedy generation)
     max_new_tokens: int = 48
 
     @field_validator("skills", mode="before")
@@ -59,22 +63,26 @@ def make_policy(cfg: EvalConfig):
         return ExpertPolicy()
     if cfg.policy == "random":
         return RandomPolicy(cfg.seed)
-    if cfg.policy in ("llm", "smollm"):
+    if cfg.policy in ("bc", "llm", "smollm"):
         from pydantic import ValidationError
 
-        from tetrad.agents.llm_policy import LLMPolicy
+        from tetrad.agents.bc import bc_model_dir
+        from tetrad.agents.llm_policy import ActionScoringPolicy, LLMPolicy
         from tetrad.core.config import describe_validation_error
         from tetrad.llm.models import ModelSpec
         from tetrad.llm.sampling import SamplingParams
 
         try:
-            spec = ModelSpec(kind="smollm2") if cfg.policy == "smollm" else ModelSpec.model_validate(cfg.model)
+            if cfg.policy == "bc":
+                spec = ModelSpec(kind="hf", path=str(bc_model_dir(cfg.bc_run)))
+            else:
+                spec = ModelSpec(kind="smollm2") if cfg.policy == "smollm" else ModelSpec.model_validate(cfg.model)
         except ValidationError as e:
             raise UserError(describe_validation_error(e).replace("config key '", "config key 'model.")) from None
+        if cfg.decode == "score":
+            return ActionScoringPolicy.load(spec, temperature=cfg.temperature, chat=True, seed=cfg.seed)
         params = SamplingParams(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, stop=["</action>"])
         return LLMPolicy.load(spec, params, keep_rollouts=False)
-    if cfg.policy == "bc":
-        raise UserError("policy 'bc' (behaviour cloning) is not built yet")
     raise UserError(f"unknown policy '{cfg.policy}' (known: {', '.join(POLICIES)})")
 
 

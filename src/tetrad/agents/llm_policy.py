@@ -1,16 +1,33 @@
-"""An LLM as a rollout policy, on `tetrad.llm` (loading, batched sampling).
+"""LLM rollout policies on `tetrad.llm`: free generation, or scoring the admissible actions.
 
 `LLMPolicy(model, tokenizer, params)` answers each prompt with one sampled response (chat
 template applied when the model has one). Generation stops at `</action>`, the end of the action
 the prompt asks for. The token ids and masks of every call are kept in `calls` (one
 `tetrad.llm.sampling.Rollouts` per batch), which is what a policy update needs; `keep_rollouts=False`
 drops them for evaluation.
+
+`ActionScoringPolicy(model, tokenizer, temperature)` never writes free text: for each prompt it
+scores every admissible command `c` by the model's log-likelihood of the response
+`<action>c</action>` (the sum of its tokens' log-probs, the prompt read once and its KV cache
+shared by the candidates) and picks the best (`temperature=0`) or samples from the softmax of
+the scores divided by the temperature, i.e. the policy restricted to the admissible actions and
+renormalised. A tiny model trained from scratch (the behaviour-cloned policy) or a small
+instruction model that never writes the `<action>` tag by itself (SmolLM2-135M) still acts
+validly this way. The shop's free-text search box is scored as one candidate,
+`search[<the instruction>]`. After each `act`, `last_token_logprobs[i]` holds the per-token
+log-probs (temperature 1) of the chosen response of prompt `i`; the rollout loop stores them in
+the turn, and `turn_samples` hands them on as the update's old log-probs.
 """
 
 from __future__ import annotations
 
+import copy
+import random
+
+import torch
+
 from tetrad.llm.models import ModelSpec, load_policy
-from tetrad.llm.sampling import SamplingParams, sample
+from tetrad.llm.sampling import SamplingParams, format_prompts, sample
 
 
 class LLMPolicy:
@@ -32,3 +49,89 @@ class LLMPolicy:
         if self.keep_rollouts:
             self.calls.append(rollouts)
         return rollouts.texts
+
+
+def action_response(action: str) -> str:
+    """The response text an action is written as (what `rollout.parse_action` reads back)."""
+    return f"<action>{action}</action>"
+
+
+def candidate_actions(info: dict) -> list[str]:
+    """The admissible commands, with the shop's search placeholder filled by the instruction."""
+    return [f"search[{info.get('instruction', '')}]" if a == "search[<query>]" else a
+            for a in info["admissible_commands"]]
+
+
+class ActionScoringPolicy:
+    def __init__(self, model, tokenizer, temperature: float = 0.0, chat: bool = True, seed: int = 0,
+                 candidate_batch: int = 16):
+        self.model, self.tokenizer = model, tokenizer
+        self.temperature = temperature
+        self.chat = chat
+        self.candidate_batch = candidate_batch
+        self.rng = random.Random(seed)
+        self.last_token_logprobs: list[list[float]] = []
+        self.last_scores: list[list[float]] = []
+
+    @classmethod
+    def load(cls, spec: ModelSpec, **kwargs) -> "ActionScoringPolicy":
+        model, tokenizer = load_policy(spec)
+        return cls(model, tokenizer, **kwargs)
+
+    def encode_response(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def encode_prompt(self, prompt: str) -> list[int]:
+        text = format_prompts(self.tokenizer, [prompt], self.chat)[0]
+        return self.tokenizer(text, add_special_tokens=not self.chat)["input_ids"]
+
+    def act(self, prompts: list[str], infos: list[dict]) -> list[str]:
+        out, self.last_token_logprobs, self.last_scores = [], [], []
+        for prompt, info in zip(prompts, infos):
+            actions = candidate_actions(info)
+            responses = [action_response(a) for a in actions]
+            token_logps = self.score(prompt, responses)
+            scores = [sum(t) for t in token_logps]
+            choice = self._choose(scores)
+            out.append(responses[choice])
+            self.last_token_logprobs.append(token_logps[choice])
+            self.last_scores.append(scores)
+        return out
+
+    def _choose(self, scores: list[float]) -> int:
+        if self.temperature <= 0:
+            return max(range(len(scores)), key=scores.__getitem__)
+        logits = torch.tensor(scores, dtype=torch.float64) / self.temperature
+        probs = torch.softmax(logits, 0).tolist()
+        return self.rng.choices(range(len(scores)), weights=probs)[0]
+
+    @torch.no_grad()
+    def score(self, prompt: str, responses: list[str]) -> list[list[float]]:
+        """Per-token log-probs of each response given the prompt (the prompt is run once; its KV
+        cache is copied for each batch of `candidate_batch` responses)."""
+        was_training = self.model.training
+        self.model.eval()
+        prompt_ids = torch.tensor([self.encode_prompt(prompt)])
+        p = prompt_ids.shape[1]
+        out = self.model(input_ids=prompt_ids, use_cache=True)
+        cache, last = out.cache, out.logits[0, -1].float()
+        result: list[list[float]] = []
+        for start in range(0, len(responses), self.candidate_batch):
+            chunk = [self.encode_response(r) for r in responses[start:start + self.candidate_batch]]
+            k, width = len(chunk), max(map(len, chunk))
+            ids = torch.full((k, width), self.tokenizer.pad_token_id)
+            mask = torch.zeros((k, width), dtype=torch.long)
+            for i, r in enumerate(chunk):
+                ids[i, :len(r)] = torch.tensor(r)
+                mask[i, :len(r)] = 1
+            chunk_cache = copy.deepcopy(cache)
+            chunk_cache.batch_repeat_interleave(k)
+            logits = self.model(input_ids=ids, attention_mask=torch.cat([torch.ones(k, p, dtype=torch.long), mask], 1),
+                                position_ids=(p + torch.arange(width)).expand(k, width), cache=chunk_cache,
+                                use_cache=True).logits.float()
+            # token t of a response is predicted by the prompt's last position (t = 0) or by t - 1
+            logits = torch.cat([last.expand(k, 1, -1), logits[:, :-1]], 1)
+            logp = torch.log_softmax(logits, -1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+            result += [logp[i, :len(r)].tolist() for i, r in enumerate(chunk)]
+        self.model.train(was_training)
+        return result

@@ -98,6 +98,9 @@ class Turn:
     reward: float
     env_seconds: float
     model_seconds: float
+    # per-token log-probs of the response under the policy that chose it, when the policy
+    # reports them (`last_token_logprobs`, as `ActionScoringPolicy` does)
+    token_logprobs: list[float] | None = None
 
 
 @dataclass
@@ -182,6 +185,7 @@ def _play_wave(envs, policy, wave, flags, env_kind, skills, active, max_steps, h
         t0 = time.perf_counter()
         responses = policy.act(prompts, [infos[i] for i in idx])
         model_seconds = (time.perf_counter() - t0) / len(idx)
+        logprobs = getattr(policy, "last_token_logprobs", None) or [None] * len(idx)
         actions: list[str | None] = [None] * n
         parsed = {}
         for i, response in zip(idx, responses):
@@ -190,11 +194,11 @@ def _play_wave(envs, policy, wave, flags, env_kind, skills, active, max_steps, h
         t0 = time.perf_counter()
         results = envs.step(actions)
         env_seconds = (time.perf_counter() - t0) / len(idx)
-        for i, prompt, response in zip(idx, prompts, responses):
+        for i, prompt, response, logp in zip(idx, prompts, responses, logprobs):
             o, r, done, info = results[i]
             valid = is_admissible(parsed[i], infos[i]["admissible_commands"])
             ep = eps[i]
-            ep.turns.append(Turn(prompt, response, parsed[i], valid, o, float(r), env_seconds, model_seconds))
+            ep.turns.append(Turn(prompt, response, parsed[i], valid, o, float(r), env_seconds, model_seconds, logp))
             ep.n_invalid += not valid
             histories[i].append((obs[i], parsed[i] or response.strip()[-200:]))
             obs[i], infos[i] = o, info
@@ -212,13 +216,20 @@ def _play_wave(envs, policy, wave, flags, env_kind, skills, active, max_steps, h
 
 def turn_samples(episodes: list[Episode], encode: Callable[[str], list[int]]) -> list[dict]:
     """One training sample per turn: `input_ids` = prompt + response tokens, `loss_mask` 1 on the
-    response tokens only, with the episode's index, reward and skill flag for advantage estimation."""
+    response tokens only, with the episode's index, reward and skill flag for advantage estimation;
+    `old_logprobs` (one per response token) when the policy reported them."""
     samples = []
     for e, ep in enumerate(episodes):
         for t, turn in enumerate(ep.turns):
             p, r = encode(turn.prompt), encode(turn.response)
-            samples.append({"episode": e, "turn": t, "input_ids": p + r, "loss_mask": [0] * len(p) + [1] * len(r),
-                            "reward": ep.reward, "skills": ep.skills, "task_type": ep.task_type})
+            sample = {"episode": e, "turn": t, "input_ids": p + r, "loss_mask": [0] * len(p) + [1] * len(r),
+                      "reward": ep.reward, "skills": ep.skills, "task_type": ep.task_type}
+            if turn.token_logprobs is not None:
+                if len(turn.token_logprobs) != len(r):
+                    raise ValueError(f"turn {t} of episode {e}: {len(turn.token_logprobs)} log-probs for "
+                                     f"{len(r)} response tokens (encode is not the policy's tokenizer)")
+                sample["old_logprobs"] = list(turn.token_logprobs)
+            samples.append(sample)
     return samples
 
 

@@ -1,0 +1,125 @@
+import json
+import shutil
+
+import pytest
+import torch
+
+from tetrad.agents.alfworld_env import AlfworldEnv, export_expert_trajectories
+from tetrad.agents.bc import BCConfig, bc_examples, bc_model_dir, load_trajectories, train_bc
+from tetrad.agents.llm_policy import ActionScoringPolicy, action_response
+from tetrad.agents.rollout import LocalEnvs, build_prompt, parse_action, rollout, turn_samples
+from tetrad.agents.skills import SkillLibrary
+from tetrad.core.errors import UserError
+from tetrad.core.seeding import seed_everything
+from tetrad.llm.logprobs import token_logprobs
+from tetrad.llm.models import ModelSpec, load_policy, tiny_llama
+from tetrad.llm.tokenizers import word_tokenizer
+
+ADMISSIBLE = ["go to countertop 1", "go to countertop 2", "take mug 1 from countertop 1", "look", "inventory"]
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    seed_everything(0)
+    prompt = build_prompt("alfworld", "put a mug in cabinet", "You see a mug 1.", [], ADMISSIBLE)
+    tok = word_tokenizer([prompt] + [action_response(a) for a in ADMISSIBLE])
+    return ActionScoringPolicy(tiny_llama(tok, 32, 2, 2, 1024), tok), prompt
+
+
+def test_scoring_decoder_returns_an_admissible_action_with_the_engine_log_probs(scorer):
+    policy, prompt = scorer
+    info = {"admissible_commands": ADMISSIBLE}
+    [response] = policy.act([prompt], [info])
+    assert parse_action(response) in ADMISSIBLE
+    scores = policy.last_scores[0]
+    assert response == action_response(ADMISSIBLE[max(range(len(scores)), key=scores.__getitem__)])  # greedy
+    # the chosen response's token log-probs are what tetrad.llm computes for the same tokens
+    p = torch.tensor([policy.encode_prompt(prompt)])
+    r = torch.tensor([policy.encode_response(response)])
+    reference = token_logprobs(policy.model, p, torch.ones_like(p), r, torch.ones_like(r))[0]
+    assert torch.allclose(torch.tensor(policy.last_token_logprobs[0]), reference, atol=1e-5)
+    # the shared prompt cache gives the same scores whatever the candidate batch
+    policy.candidate_batch = 2
+    in_pairs = policy.score(prompt, [action_response(a) for a in ADMISSIBLE])
+    policy.candidate_batch = 16
+    assert torch.allclose(torch.tensor([sum(t) for t in in_pairs]), torch.tensor(scores), atol=1e-5)
+
+
+def test_sampling_from_the_scores_follows_their_softmax(scorer):
+    policy, prompt = scorer
+    sampler = ActionScoringPolicy(policy.model, policy.tokenizer, temperature=2.0, seed=1)
+    [response] = sampler.act([prompt], [{"admissible_commands": ADMISSIBLE}])
+    assert parse_action(response) in ADMISSIBLE
+    scores = [-1.0, -2.0, -3.0, -1.5]
+    picks = [sampler._choose(scores) for _ in range(4000)]
+    probs = torch.softmax(torch.tensor(scores) / 2.0, 0)
+    freq = torch.tensor([picks.count(i) / len(picks) for i in range(4)])
+    assert (freq - probs).abs().max() < 0.03
+
+
+@pytest.fixture(scope="module")
+def expert_jsonl(alfworld_games, tmp_path_factory):
+    _, folders, _ = alfworld_games
+    out = tmp_path_factory.mktemp("bc") / "expert.jsonl"
+    export_expert_trajectories(folders[:2], out, max_steps=50)
+    return folders, out
+
+
+def test_examples_are_the_rollout_prompts_with_the_expert_action(expert_jsonl):
+    _, path = expert_jsonl
+    episodes = load_trajectories(path)
+    library = SkillLibrary.load()
+    with_skills = bc_examples(episodes, [True, False], library, history_length=2)
+    ep = episodes[0]
+    assert len(with_skills) == sum(len(e["steps"]) for e in episodes)
+    second = ep["steps"][1]
+    assert with_skills[1] == (build_prompt("alfworld", ep["instruction"], second["observation"],
+                                           [(ep["steps"][0]["observation"], ep["steps"][0]["action"])],
+                                           second["admissible_commands"], library.render("alfworld", ep["task_type"])),
+                              f"<action>{second['action']}</action>")
+    assert "Skills that help" in with_skills[0][0] and "Skills that help" not in with_skills[-1][0]
+
+
+def test_bc_recipe_trains_checkpoints_and_resumes_bit_exactly(expert_jsonl, tmp_path):
+    _, path = expert_jsonl
+    common = dict(root=str(tmp_path), trajectories=str(path), hidden=32, layers=1, heads=2, steps=4,
+                  batch_size=2, checkpoint_every=2, log_every=1, lr=3e-3)
+    full = train_bc(BCConfig(name="full", **common))
+    assert full["examples"] > 10 and full["episodes_with_skills"] == 2
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "agents/full/metrics.jsonl").read_text().splitlines()]
+    assert len(losses) == 4 and all(x == x for x in losses)
+    # an interruption after step 2: the copy loses its step-4 checkpoint, model and summary
+    shutil.copytree(tmp_path / "agents/full", tmp_path / "agents/cut")
+    for stale in ("checkpoints/step_000000004.pt", "summary.json"):
+        (tmp_path / "agents/cut" / stale).unlink()
+    shutil.rmtree(tmp_path / "agents/cut/model")
+    resumed = train_bc(BCConfig(name="cut", resume=True, **common))
+    assert resumed["final_loss"] == full["final_loss"]
+    a, _ = load_policy(ModelSpec(kind="hf", path=str(bc_model_dir(tmp_path / "agents/full"))))
+    b, _ = load_policy(ModelSpec(kind="hf", path=str(bc_model_dir(tmp_path / "agents/cut"))))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    with pytest.raises(UserError, match="already holds a run"):
+        train_bc(BCConfig(name="full", **common))
+
+
+def test_trained_policy_plays_and_its_turns_carry_old_log_probs(expert_jsonl, tmp_path):
+    folders, path = expert_jsonl
+    train_bc(BCConfig(root=str(tmp_path), trajectories=str(path), hidden=32, layers=1, heads=2, steps=2,
+                      batch_size=2))
+    policy = ActionScoringPolicy.load(ModelSpec(kind="hf", path=str(bc_model_dir(tmp_path / "agents/bc"))))
+    envs = LocalEnvs([AlfworldEnv(folders[:2], max_steps=3)])
+    eps = rollout(envs, policy, [{"game": 0, "seed": 0}], "alfworld", True, SkillLibrary.load(), max_steps=3)
+    assert len(eps[0].turns) == 3 and eps[0].n_invalid == 0  # every scored action is admissible
+    samples = turn_samples(eps, policy.encode_response)
+    assert all(len(s["old_logprobs"]) == sum(s["loss_mask"]) for s in samples)
+    assert all(s["old_logprobs"] == t.token_logprobs for s, t in zip(samples, eps[0].turns))
+
+
+def test_bad_trajectory_files_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        load_trajectories(tmp_path / "none.jsonl")
+    (tmp_path / "bad.jsonl").write_text('{"task_type": "x"}\n')
+    with pytest.raises(UserError, match="needs 'instruction'"):
+        load_trajectories(tmp_path / "bad.jsonl")
+    with pytest.raises(UserError, match="no trained BC policy"):
+        bc_model_dir(tmp_path)
