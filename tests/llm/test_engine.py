@@ -11,7 +11,7 @@ from tetrad.core.errors import UserError
 from tetrad.llm.grpo import group_advantages, grpo_loss, grpo_token_losses, k3_kl
 from tetrad.llm.logprobs import token_logprobs
 from tetrad.llm.models import ModelSpec, char_tokenizer, load_policy, save_policy
-from tetrad.llm.sampling import SamplingParams, sample
+from tetrad.llm.sampling import Rollouts, SamplingParams, sample
 from tetrad.llm.update import PolicyUpdater, UpdateConfig, warmup_cosine
 
 TINY = ModelSpec(kind="tiny", hidden=32, layers=1, heads=2)
@@ -58,6 +58,28 @@ def test_greedy_sampling_is_deterministic_and_seeded_sampling_repeats(policy):
     torch.manual_seed(3)
     c = sample(model, tok, ["7+8 ="], 4, SamplingParams(max_new_tokens=5))
     assert b.texts == c.texts and torch.equal(b.response_ids, c.response_ids)
+
+
+def test_seeded_sampling_leaves_the_global_stream_and_concat_repads(policy):
+    model, tok = policy
+    params = SamplingParams(max_new_tokens=5)
+    torch.manual_seed(5)
+    state = torch.get_rng_state()
+    a = sample(model, tok, ["1+2 =", "34+5 ="], 3, params, seed=9)
+    assert torch.equal(torch.get_rng_state(), state)  # the global stream did not move
+    b = sample(model, tok, ["1+2 =", "34+5 ="], 3, params, seed=9)
+    assert a.texts == b.texts and torch.equal(a.response_ids, b.response_ids)
+    short, long = (sample(model, tok, [p], 2, params, seed=s) for s, p in ((1, "1 ="), (2, "123+45+6 =")))
+    both = Rollouts.concat([short, long], tok.pad_token_id)
+    assert both.texts == short.texts + long.texts and both.group_size == 2 and len(both) == 4
+    assert both.prompt_ids.shape[1] == long.prompt_ids.shape[1] and both.prompt_mask[:2].sum() == short.prompt_mask.sum()
+    # the re-padded short rows score exactly as they did alone
+    lp_both = token_logprobs(model, both.prompt_ids, both.prompt_mask, both.response_ids, both.response_mask)
+    lp_short = token_logprobs(model, short.prompt_ids, short.prompt_mask, short.response_ids, short.response_mask)
+    assert torch.allclose(lp_both[:2, :lp_short.shape[1]], lp_short, atol=1e-5)
+    assert Rollouts.concat([short], tok.pad_token_id) is short
+    with pytest.raises(UserError):
+        Rollouts.concat([short, sample(model, tok, ["1 ="], 3, params, seed=1)], tok.pad_token_id)
 
 
 def test_logprobs_ignore_padding_and_match_a_manual_forward(policy):

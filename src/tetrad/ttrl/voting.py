@@ -4,11 +4,12 @@ Votes are counted per answer class, not per string: answers are grouped by `same
 (normalised-string equality and exact numbers first, then `math-verify` in either direction), so
 `1/2`, `0.5` and `\\frac{1}{2}` are one answer. Distinct strings are placed in decreasing order of
 their own counts (ties: first seen), each joining the first existing class it matches, so a class is
-named by its most common spelling. Comparisons the fast paths cannot decide call math-verify; at
-most `max_verified_pairs` of those per vote (in that order, so the most voted answers are resolved
-first), which bounds a vote to O(distinct answers x classes) cheap comparisons plus a fixed number
-of math-verify calls. A string left over when the budget is spent keeps its own class. The bound
-counts calls, not seconds, so a vote is the same on a busy and an idle machine.
+named by its most common spelling. Pairs the fast paths cannot decide go to math-verify (up to two
+calls, one per direction); at most `max_verified_pairs` such pairs per vote (in that order, so the
+most voted answers are resolved first), which bounds a vote to O(distinct answers x classes) cheap
+comparisons plus a fixed number of math-verify calls, each under math-verify's own timeout. Past
+the budget a string joins a class only through the fast paths. The bound counts pairs, not
+seconds, so a vote is the same on a busy and an idle machine.
 """
 
 from __future__ import annotations
