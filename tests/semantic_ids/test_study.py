@@ -21,6 +21,11 @@ def test_study_diagnostics_resume_and_report(tmp_path):
     # resume keeps finished cells and only re-renders
     again = run_study(load_config(StudyConfig, None, [*args, "resume=true"]), command="again")
     assert [r["per_layer"] for r in again["results"]] == [r["per_layer"] for r in results]
+    # cells in worker processes give the same rows in the same order
+    par = [f"root={tmp_path / 'par'}", f"output={tmp_path / 'par.md'}", *args[2:], "methods=[rq_kmeans]", "workers=2"]
+    parallel = run_study(load_config(StudyConfig, None, par), command="parallel")
+    assert [(r["dataset"], r["seed"], r["per_layer"]) for r in parallel["results"]] == \
+        [(r["dataset"], r["seed"], r["per_layer"]) for r in results if r["method"] == "rq_kmeans"]
 
 
 def test_findings_say_when_the_effect_is_absent():
@@ -28,3 +33,14 @@ def test_findings_say_when_the_effect_is_absent():
              "hourglass": {"entropy_dip": 0.0, "gini_rise": -0.01}} for s in (0, 1)]
     cfg = load_config(StudyConfig, None, ["datasets=[uniform]", "methods=[rq_kmeans]"])
     assert findings(cfg, rows)[0].startswith("- uniform, rq_kmeans: no hourglass")
+
+
+def test_recall_findings_pair_methods_by_seed():
+    """The Recall@10 line compares methods seed by seed (same catalogue and users), with the spread."""
+    rec = {("rq_kmeans", 0): 0.10, ("rq_kmeans", 1): 0.20, ("adaptive", 0): 0.13, ("adaptive", 1): 0.18}
+    rows = [{"dataset": "long_tail", "method": m, "seed": s, "per_layer": [{"entropy": 0.9}] * 3,
+             "retrieval": {"recall@10": v}} for (m, s), v in rec.items()]
+    cfg = load_config(StudyConfig, None, ["datasets=[long_tail]", "methods=[rq_kmeans,adaptive]"])
+    line = [f for f in findings(cfg, rows) if "Recall@10" in f][0]
+    assert line == ("- long_tail, Recall@10 against rq_kmeans 0.1500: adaptive 0.1550 (difference +0.0050 ± 0.0354, "
+                    "higher in 1 of 2 seeds).")

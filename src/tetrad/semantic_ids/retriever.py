@@ -64,25 +64,28 @@ class _BeamDecoder:
     query rows (B x H x beam x S scores). `generate` instead materialises them for B x beam
     rows and copies that whole cache at every step when it reorders the beams, which is most
     of its time on a CPU. Only the small self-attention cache (one key/value per generated
-    token) follows the beams.
+    token) follows the beams. Attention over its <= depth keys is elementwise: batched matrix
+    products of 1 x d_kv by d_kv x depth matrices cost several times more on a CPU.
     """
 
     def __init__(self, model, enc: torch.Tensor, attention_mask: torch.Tensor, depth: int):
         self.dec = model.get_decoder()
         self.model = model
-        self.heads, self.d_kv = model.config.num_heads, model.config.d_kv
+        self.heads, self.d_kv = h, dk = model.config.num_heads, model.config.d_kv
         b, s, _ = enc.shape
         self.cross_kv = []
         for block in self.dec.block:
             att = block.layer[1].EncDecAttention
-            self.cross_kv.append((att.k(enc).view(b, s, self.heads, self.d_kv).permute(0, 2, 3, 1),  # B H dk S
-                                  att.v(enc).view(b, s, self.heads, self.d_kv).transpose(1, 2)))  # B H S dk
+            self.cross_kv.append((att.k(enc).view(b, s, h, dk).permute(0, 2, 3, 1).contiguous(),  # B H dk S
+                                  att.v(enc).view(b, s, h, dk).transpose(1, 2).contiguous()))  # B H S dk
         # padded history tokens get zero weight, as the additive mask does in the model
         self.cross_bias = torch.zeros(b, 1, 1, s, dtype=enc.dtype, device=enc.device).masked_fill(
             attention_mask[:, None, None, :] == 0, torch.finfo(enc.dtype).min)
-        # causal relative-position bias of the decoder's self-attention: row t is query position t
-        self.self_bias = self.dec.block[0].layer[0].SelfAttention.compute_bias(depth, depth, device=enc.device)[0]
-        self.self_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
+        # causal relative-position bias of the decoder's self-attention (layer 0's, shared by all
+        # layers as in T5): [t, j] is H biases of query position t against key position j
+        self.self_bias = self.dec.block[0].layer[0].SelfAttention.compute_bias(
+            depth, depth, device=enc.device)[0].permute(1, 2, 0)
+        self.self_kv: list[tuple[torch.Tensor, torch.Tensor]] = []  # per layer: hypotheses x steps x H x dk
         self.scale = model.model_dim ** -0.5 if model.config.scale_decoder_outputs else 1.0
 
     def step(self, tokens: torch.Tensor, t: int) -> torch.Tensor:
@@ -90,19 +93,21 @@ class _BeamDecoder:
         b, w = tokens.shape
         n, h, dk = b * w, self.heads, self.d_kv
         x = self.dec.embed_tokens(tokens.view(n))
+        bias = self.self_bias[t, : t + 1]  # keys x H
         for i, block in enumerate(self.dec.block):
             sa = block.layer[0]
             y = sa.layer_norm(x)
-            q = sa.SelfAttention.q(y).view(n, h, 1, dk)
-            k = sa.SelfAttention.k(y).view(n, h, 1, dk)
-            v = sa.SelfAttention.v(y).view(n, h, 1, dk)
+            q = sa.SelfAttention.q(y).view(n, 1, h, dk)
+            k = sa.SelfAttention.k(y).view(n, 1, h, dk)
+            v = sa.SelfAttention.v(y).view(n, 1, h, dk)
             if t > 0:
-                k = torch.cat([self.self_kv[i][0], k], 2)
-                v = torch.cat([self.self_kv[i][1], v], 2)
+                k = torch.cat([self.self_kv[i][0], k], 1)
+                v = torch.cat([self.self_kv[i][1], v], 1)
                 self.self_kv[i] = (k, v)
             else:
                 self.self_kv.append((k, v))
-            att = (q @ k.transpose(2, 3) + self.self_bias[:, t:t + 1, :t + 1]).softmax(-1) @ v
+            weights = ((k * q).sum(-1) + bias).softmax(1)  # n x keys x H
+            att = (weights[..., None] * v).sum(1)
             x = x + sa.SelfAttention.o(att.view(n, h * dk))
             ca = block.layer[1]
             q = ca.EncDecAttention.q(ca.layer_norm(x)).view(b, w, h, dk).transpose(1, 2)  # B H w dk
@@ -114,7 +119,7 @@ class _BeamDecoder:
         return F.log_softmax(self.model.lm_head(x).float(), -1).view(b, w, -1)
 
     def reorder(self, parent: torch.Tensor) -> None:
-        """Hypothesis j of the next step continues row `parent[j]` (flat index) of this one."""
+        """Hypothesis j of the next step continues row `parent[j]` (flat index) of this step."""
         self.self_kv = [(k[parent], v[parent]) for k, v in self.self_kv]
 
 

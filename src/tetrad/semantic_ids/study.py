@@ -79,7 +79,9 @@ class StudyConfig(RunConfig):
     datasets: list[str] = list(DATASETS)
     methods: list[str] = list(METHODS)
     seeds: list[int] = [0, 1, 2]
-    retrieval_seeds: list[int] = [0]  # the retriever is trained for these seeds only (CPU time)
+    retrieval_seeds: list[int] = [0, 1, 2]  # the retriever is trained for these seeds (a subset saves CPU time)
+    threads: int = 1  # torch threads per process: small models train fastest on one thread of a shared machine
+    workers: int = 1  # (dataset, seed) cells run in this many processes at once
     entropy_target: float = 0.9
     retrieval: bool = True
     output: str = "docs/results/semantic-ids.md"
@@ -120,12 +122,53 @@ def train_and_score(cfg: SidConfig, codes: np.ndarray, split) -> dict[str, float
     return out
 
 
+def run_cell(study: StudyConfig, dataset: str, seed: int, run_path: Path, plots: Path) -> list[dict]:
+    """Every method's diagnostics (and retrieval, for the retrieval seeds) on one dataset and seed."""
+    from tetrad.semantic_ids.hourglass import diagnose, hourglass_score, plot_diagnostics
+
+    torch.set_num_threads(study.threads)  # again here: a worker process starts with the default
+    base = method_config(study, dataset, "rq_kmeans", seed)
+    data = load_item_data(base.data, seed, cache_dir=Path(study.root) / "sid" / "_cache")
+    retrieval = study.retrieval and seed in study.retrieval_seeds
+    split = leave_one_out(data.sequences, len(data.embeddings)) if retrieval else None
+    raw_by_kind: dict[str, np.ndarray] = {}
+    rows = []
+    for method in study.methods:
+        cfg = method_config(study, dataset, method, seed)
+        t0 = time.perf_counter()
+        kind = cfg.quantizer.kind
+        if kind not in raw_by_kind:
+            raw_by_kind[kind] = build_quantizer(cfg.quantizer, seed).fit_encode(data.embeddings)
+        codes, info = apply_fix(raw_by_kind[kind], cfg.fix, cfg.quantizer.codebook_size)
+        report = diagnose(codes, cfg.quantizer.codebook_size)
+        row = {"dataset": dataset, "method": method, "seed": seed, "items": len(codes),
+               "per_layer": report["per_layer"], "collision_rate": report["collision_rate"],
+               "fix": info, "tokenize_seconds": time.perf_counter() - t0}
+        if codes.shape[1] >= 3:
+            row["hourglass"] = hourglass_score(report)
+        if seed == study.seeds[0]:
+            plot_diagnostics(codes, cfg.quantizer.codebook_size, plots, prefix=f"{dataset}_{method}_")
+        if retrieval:
+            t1 = time.perf_counter()
+            row["retrieval"] = train_and_score(cfg, codes, split)
+            row["retrieval_seconds"] = time.perf_counter() - t1
+        rows.append(row)
+    if retrieval and study.sasrec.enabled:
+        rows.append({"dataset": dataset, "method": "sasrec", "seed": seed,
+                     "retrieval": run_sasrec(base, split, len(data.embeddings), run_path / f"sasrec_{dataset}_{seed}",
+                                             torch.device("cpu"))})
+    rows[-1]["cell_done"] = True
+    return rows
+
+
 def run_study(study: StudyConfig, command: str) -> dict:
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
     from tetrad.core.io import atomic_write_json, atomic_write_text
     from tetrad.core.progress import progress
     from tetrad.core.rundir import RunDir
     from tetrad.core.seeding import seed_everything
-    from tetrad.semantic_ids.hourglass import diagnose, hourglass_score, plot_diagnostics
 
     for d in study.datasets:
         if d not in DATASETS:
@@ -133,7 +176,10 @@ def run_study(study: StudyConfig, command: str) -> dict:
     for m in study.methods:
         if m not in METHODS:
             raise UserError(f"unknown method '{m}' (known: {', '.join(METHODS)})")
+    if study.workers < 1:
+        raise UserError(f"workers must be at least 1 (got {study.workers})")
     seed_everything(study.seed)
+    torch.set_num_threads(study.threads)
     run = RunDir("sid", study, tensorboard=False)
     results: list[dict] = []
     spent = 0.0  # minutes of earlier sessions of this study (resume=true)
@@ -145,43 +191,25 @@ def run_study(study: StudyConfig, command: str) -> dict:
         spent = json.loads(summary.read_text()).get("minutes", 0.0) if summary.is_file() else 0.0
     done = {(r["dataset"], r["seed"]) for r in results if r.get("cell_done")}
     results = [r for r in results if (r["dataset"], r["seed"]) in done]  # drop half-finished cells
-    cells = [(d, s) for d in study.datasets for s in study.seeds if (d, s) not in done]
+    # seed by seed, so that an interrupted study (resume=true) has whole seeds across datasets
+    cells = [(d, s) for s in study.seeds for d in study.datasets if (d, s) not in done]
     started = time.perf_counter()
-    for dataset, seed in progress(cells, desc="hourglass"):
-        base = method_config(study, dataset, "rq_kmeans", seed)
-        data = load_item_data(base.data, seed, cache_dir=Path(study.root) / "sid" / "_cache")
-        retrieval = study.retrieval and seed in study.retrieval_seeds
-        split = leave_one_out(data.sequences, len(data.embeddings)) if retrieval else None
-        raw_by_kind: dict[str, np.ndarray] = {}
-        for method in study.methods:
-            cfg = method_config(study, dataset, method, seed)
-            t0 = time.perf_counter()
-            kind = cfg.quantizer.kind
-            if kind not in raw_by_kind:
-                raw_by_kind[kind] = build_quantizer(cfg.quantizer, seed).fit_encode(data.embeddings)
-            codes, info = apply_fix(raw_by_kind[kind], cfg.fix, cfg.quantizer.codebook_size)
-            report = diagnose(codes, cfg.quantizer.codebook_size)
-            row = {"dataset": dataset, "method": method, "seed": seed, "items": len(codes),
-                   "per_layer": report["per_layer"], "collision_rate": report["collision_rate"],
-                   "fix": info, "tokenize_seconds": time.perf_counter() - t0}
-            if codes.shape[1] >= 3:
-                row["hourglass"] = hourglass_score(report)
-            if seed == study.seeds[0]:
-                plot_diagnostics(codes, cfg.quantizer.codebook_size, run.plots, prefix=f"{dataset}_{method}_")
-            if retrieval:
-                t1 = time.perf_counter()
-                row["retrieval"] = train_and_score(cfg, codes, split)
-                row["retrieval_seconds"] = time.perf_counter() - t1
-            results.append(row)
-            atomic_write_json(run.path / "results.json", results)
-        if retrieval and study.sasrec.enabled:
-            results.append({"dataset": dataset, "method": "sasrec", "seed": seed,
-                            "retrieval": run_sasrec(base, split, len(data.embeddings),
-                                                    run.path / f"sasrec_{dataset}_{seed}", torch.device("cpu"))})
-            atomic_write_json(run.path / "results.json", results)
-        results[-1]["cell_done"] = True
+
+    def finished(rows: list[dict]) -> None:
+        results.extend(rows)
         atomic_write_json(run.path / "results.json", results)
         run.write_summary({"results": len(results), "minutes": spent + (time.perf_counter() - started) / 60})
+
+    if study.workers == 1 or len(cells) < 2:
+        for dataset, seed in progress(cells, desc="hourglass"):
+            finished(run_cell(study, dataset, seed, run.path, run.plots))
+    else:  # cells are independent; each result is kept as soon as its cell ends
+        with ProcessPoolExecutor(min(study.workers, len(cells)), mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(run_cell, study, d, s, run.path, run.plots) for d, s in cells]
+            for future in progress(as_completed(futures), total=len(futures), desc="hourglass"):
+                finished(future.result())
+    order = {(d, s): i for i, (d, s) in enumerate((d, s) for s in study.seeds for d in study.datasets)}
+    results.sort(key=lambda r: order.get((r["dataset"], r["seed"]), len(order)))  # same order however cells ran
     minutes = spent + (time.perf_counter() - started) / 60
     text = render_report(study, results, command, minutes)
     write_marked_block(study.output, "hourglass", text, title=RESULTS_TITLE)
@@ -208,7 +236,7 @@ def _rows(results, dataset, method):
 def render_report(study: StudyConfig, results: list[dict], command: str, minutes: float) -> str:
     seeds = len(study.seeds)
     lines = ["## The hourglass study", "",
-             f"Made by `{command}` ({minutes:.0f} min on {platform.machine()} CPU, 1 thread; the machine was "
+             f"Made by `{command}` ({minutes:.0f} min on {platform.machine()} CPU, {study.threads} torch thread(s); the machine was "
              f"shared with other jobs, so no timing here is a benchmark).", "",
              f"Values are mean ± standard deviation over {seeds} seed{'s' if seeds > 1 else ''} "
              f"({', '.join(map(str, study.seeds))}); seeds vary the synthetic catalogue, the quantizer and the models. "
@@ -244,7 +272,8 @@ def render_report(study: StudyConfig, results: list[dict], command: str, minutes
                   f"TIGER-style T5 ({study.model.layers}+{study.model.layers} layers, d_model {study.model.d_model}, "
                   f"{study.train.steps} steps of {study.train.batch_size}, history {study.model.max_history} items); "
                   f"SASRec on item ids ({study.sasrec.steps} steps). A collision token keeps every SID unique. "
-                  f"Seeds: {', '.join(map(str, study.retrieval_seeds))}.", "",
+                  f"Mean ± standard deviation over seeds "
+                  f"{', '.join(str(s) for s in study.seeds if s in study.retrieval_seeds)}.", "",
                   "| dataset | method | Recall@5 | NDCG@5 | Recall@10 | NDCG@10 | mean SID length |",
                   "| --- | --- | --- | --- | --- | --- | --- |"]
         for d in study.datasets:
@@ -290,14 +319,22 @@ def findings(study: StudyConfig, results: list[dict]) -> list[str]:
             if base is not None and fixed is not None:
                 out.append(f"- {d}, {m}: layer-2 entropy {base:.3f} -> {fixed:.3f} against rq_kmeans.")
     if any("retrieval" in r for r in results):
+        recall = lambda r: r.get("retrieval", {}).get("recall@10")  # noqa: E731
         for d in study.datasets:
-            base = _mean(results, d, "rq_kmeans", lambda r: r.get("retrieval", {}).get("recall@10"))
-            if base is None:
+            base = {r["seed"]: recall(r) for r in _rows(results, d, "rq_kmeans") if recall(r) is not None}
+            if not base:
                 continue
             parts = []
             for m in [*study.methods, "sasrec"]:
-                v = _mean(results, d, m, lambda r: r.get("retrieval", {}).get("recall@10"))
-                if m != "rq_kmeans" and v is not None:
-                    parts.append(f"{m} {v:.4f} ({(v / base - 1) * 100 if base else float('nan'):+.0f}%)")
-            out.append(f"- {d}, Recall@10 against rq_kmeans {base:.4f}: {', '.join(parts)}.")
+                other = {r["seed"]: recall(r) for r in _rows(results, d, m) if recall(r) is not None}
+                seeds = sorted(set(base) & set(other))
+                if m == "rq_kmeans" or not seeds:
+                    continue
+                # paired by seed: each seed shares the catalogue, split and users between the two methods
+                diff = np.array([other[s] - base[s] for s in seeds])
+                spread = f" ± {diff.std(ddof=1):.4f}" if len(diff) > 1 else ""
+                wins = int((diff > 0).sum())
+                parts.append(f"{m} {np.mean([other[s] for s in seeds]):.4f} (difference {diff.mean():+.4f}{spread}, "
+                             f"higher in {wins} of {len(diff)} seeds)")
+            out.append(f"- {d}, Recall@10 against rq_kmeans {np.mean(list(base.values())):.4f}: {', '.join(parts)}.")
     return out
