@@ -73,12 +73,14 @@ def main() -> None:
         if not args.no_plain_generate:
             # plain generate on the same model and batch: the very prompt tensors the sampler used
             p = cfg.train_sampling
+            updater.policy.eval()  # as the sampler runs it
             p0 = time.perf_counter()
             with torch.no_grad():
                 out = updater.policy.generate(input_ids=r.prompt_ids, attention_mask=r.prompt_mask, do_sample=True,
                                               temperature=p.temperature, top_p=p.top_p, top_k=0,
                                               max_new_tokens=p.max_new_tokens, pad_token_id=tok.pad_token_id)
             p1 = time.perf_counter()
+            updater.policy.train()
             plain_tokens = int((out[:, r.prompt_ids.shape[1]:] != tok.pad_token_id).sum())
             rows["plain_generate_tok_s"].append(plain_tokens / (p1 - p0))
         if rep < args.warmup:

@@ -57,6 +57,7 @@ def extract_answer(text: str) -> str | None:
 _DROP = ("\\left", "\\right", "\\!", "\\,", "\\;", "\\ ", "$", "^\\circ", "^{\\circ}", "\\%", "%")
 
 
+@lru_cache(maxsize=65536)
 def normalise(answer: str | None) -> str | None:
     """A canonical string for voting and the fast equivalence path: spaces, `$`, `\\left/\\right`,
     `\\text{}`, a trailing period, thousands separators and zero padding removed; `\\dfrac` ->
@@ -127,6 +128,7 @@ def answers_equal(a: str | None, b: str | None) -> bool:
     return fast if fast is not None else _verify(a, b)
 
 
+@lru_cache(maxsize=65536)
 def fast_same_answer(a: str, b: str) -> bool | None:
     """`same_answer` for two present answers when the fast paths decide it, else None (math-verify's call)."""
     if a == b:
