@@ -123,3 +123,20 @@ def test_bad_trajectory_files_are_user_errors(tmp_path):
         load_trajectories(tmp_path / "bad.jsonl")
     with pytest.raises(UserError, match="no trained BC policy"):
         bc_model_dir(tmp_path)
+
+
+@pytest.mark.slow
+def test_trained_policy_beats_random_on_its_training_games(alfworld_games, tmp_path):
+    from tetrad.agents.rollout import RandomPolicy
+
+    _, folders, _ = alfworld_games
+    summary = train_bc(BCConfig(root=str(tmp_path), games=str(alfworld_games[0]), hidden=64, layers=2, heads=4,
+                                steps=150, batch_size=4, lr=3e-3))
+    assert summary["episodes"] == 6
+    policy = ActionScoringPolicy.load(ModelSpec(kind="hf", path=str(bc_model_dir(tmp_path / "agents/bc"))))
+    envs = LocalEnvs([AlfworldEnv(folders, max_steps=30)])
+    tasks = [{"game": i, "seed": 0} for i in range(len(folders))]
+    library = SkillLibrary.load()
+    bc_won = sum(e.won for e in rollout(envs, policy, tasks, "alfworld", True, library, max_steps=30))
+    random_won = sum(e.won for e in rollout(envs, RandomPolicy(0), tasks, "alfworld", True, library, max_steps=30))
+    assert bc_won > random_won and bc_won >= 3
