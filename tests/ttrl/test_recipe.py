@@ -154,6 +154,9 @@ def test_compare_writes_the_table_between_markers_and_reuses_finished_runs(tmp_p
     assert text.startswith("# kept heading") and text.rstrip().endswith("kept footer") and "old" not in text
     assert "Made by `tetrad ttrl compare seeds=[0]`" in text
     assert "| ttrl |" in text and "| rcsu_only |" in text and "| base (step 0) |" in text
+    assert "labels ≠ TTRL's" in text and "- rcsu_only vs TTRL, same seeds: pass@1" in text
+    ttrl_row = next(line for line in text.splitlines() if line.startswith("| ttrl |")).split("|")
+    assert ttrl_row[-3].strip() == "0.000"  # plain TTRL's labels equal its own
     summary = tmp_path / "ttrl" / "compare-ttrl-s0" / "summary.json"
     stamp = summary.stat().st_mtime_ns
     compare(cfg, command="again")

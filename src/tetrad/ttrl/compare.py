@@ -3,6 +3,8 @@ a Markdown table (docs/results/ttrl.md by default) that names the command that m
 
 Every variant shares the run config and differs only in `guard`; runs land in
 `runs/ttrl/<prefix>-<variant>-s<seed>` and a finished one (summary.json present) is reused.
+Variants are compared with plain TTRL seed by seed: runs of one seed draw every step's samples from
+the same seeded generators, so their differences come from the rule, not from sampling noise.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from tetrad.core.config import Config
 from tetrad.core.errors import UserError
@@ -57,7 +60,12 @@ def compare(cfg: CompareConfig, command: str = "tetrad ttrl compare") -> Path:
                 summary = run_ttrl(run_cfg)
                 summary["seconds"] = time.perf_counter() - start
                 atomic_write_json(done, summary)
-            results[variant].append({**summary, **guard_activity(done.parent / "metrics.jsonl")})
+            results[variant].append({**summary, **guard_activity(done.parent / "metrics.jsonl"),
+                                     "run_dir": str(done.parent)})
+    if "ttrl" in results:
+        for rows in results.values():
+            for row, plain in zip(rows, results["ttrl"]):  # both in seed order
+                row["labels_changed"] = labels_changed(Path(row["run_dir"]), Path(plain["run_dir"]))
     out = Path(cfg.output)
     write_marked_block(out, cfg.block, render(cfg, results, command))
     return out
@@ -70,6 +78,18 @@ def guard_activity(metrics_path: Path) -> dict[str, float]:
     return {"mps_fired": float(sum(r.get("guard/mps_fired", 0) for r in rows)),
             "rcsu_skipped": float(sum(r.get("guard/rcsu_skipped", 0) for r in rows)),
             "frs_weight_mean": float(np.mean(frs)) if frs else float("nan")}
+
+
+def labels_changed(run: Path, plain: Path) -> float:
+    """Share of visits whose majority label differs from the plain TTRL run of the same seed. Every
+    step's samples are drawn from the same seeded generators in both runs, so a rule that leaves
+    the policy (almost) unchanged leaves the labels unchanged: this measures how far the rule moved
+    training, free of sampling noise."""
+    keys = ["step", "problem_id"]
+    a = pd.read_parquet(run / "visits.parquet", columns=keys + ["label"])
+    b = pd.read_parquet(plain / "visits.parquet", columns=keys + ["label"])
+    both = a.merge(b, on=keys, suffixes=("", "_plain"))
+    return float((both["label"].fillna("<none>") != both["label_plain"].fillna("<none>")).mean())
 
 
 def _stat(rows: list[dict], key: str, fmt: str = "{:.3f}") -> str:
@@ -85,9 +105,9 @@ def render(cfg: CompareConfig, results: dict[str, list[dict]], command: str) -> 
     k = cfg.run.eval_samples
     first = next(iter(results.values()))
     lines = [
-        "| variant | pass@1 (mean@%d) | maj@%d | label acc. (last epoch) | learned | degraded | stable right | always wrong | marginal | flip-rate peak | flip rate at end | MPS firings | RCSU skips | mean FRS weight | seconds/run |" % (k, k),
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-        f"| base (step 0) | {_stat(first, 'base_pass@1')} | {_stat(first, f'base_maj@{k}')} | – | – | – | – | – | – | – | – | – | – | – | – |",
+        "| variant | pass@1 (mean@%d) | maj@%d | label acc. (last epoch) | learned | degraded | stable right | always wrong | marginal | flip-rate peak | flip rate at end | MPS firings | RCSU skips | mean FRS weight | labels ≠ TTRL's | seconds/run |" % (k, k),
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| base (step 0) | {_stat(first, 'base_pass@1')} | {_stat(first, f'base_maj@{k}')} | – | – | – | – | – | – | – | – | – | – | – | – | – |",
     ]
     for v, rows in results.items():
         lines.append(f"| {v} | {_stat(rows, 'pass@1')} | {_stat(rows, f'maj@{k}')} | "
@@ -96,7 +116,8 @@ def render(cfg: CompareConfig, results: dict[str, list[dict]], command: str) -> 
                      f"{_stat(rows, 'n_always_wrong', '{:.1f}')} | {_stat(rows, 'n_marginal', '{:.1f}')} | "
                      f"{_stat(rows, 'flip_rate_peak')} | {_stat(rows, 'flip_rate_last')} | "
                      f"{_stat(rows, 'mps_fired', '{:.1f}')} | {_stat(rows, 'rcsu_skipped', '{:.1f}')} | "
-                     f"{_stat(rows, 'frs_weight_mean')} | {_stat(rows, 'seconds', '{:.0f}')} |")
+                     f"{_stat(rows, 'frs_weight_mean')} | {_stat(rows, 'labels_changed')} | "
+                     f"{_stat(rows, 'seconds', '{:.0f}')} |")
     return "\n".join([f"Made by `{command}` ({len(cfg.seeds)} seeds: {cfg.seeds}; mean ± standard deviation over seeds).",
                       "", *lines, "", *findings(results), ""])
 
@@ -109,10 +130,6 @@ def findings(results: dict[str, list[dict]]) -> list[str]:
         vals = np.array([r.get(key, np.nan) for r in results.get(v, [])], dtype=float)
         return float(vals[~np.isnan(vals)].mean()) if (~np.isnan(vals)).any() else float("nan")
 
-    def sd(v: str, key: str) -> float:
-        vals = np.array([r.get(key, np.nan) for r in results.get(v, [])], dtype=float)
-        return float(np.nanstd(vals)) if (~np.isnan(vals)).any() else 0.0
-
     if "ttrl" in results:
         learned, degraded = mean("ttrl", "n_learned"), mean("ttrl", "n_degraded")
         peak_step, steps = mean("ttrl", "flip_rate_peak_step"), mean("ttrl", "steps")
@@ -124,10 +141,14 @@ def findings(results: dict[str, list[dict]]) -> list[str]:
         out.append(f"- pass@1: base {mean('ttrl', 'base_pass@1'):.3f} -> TTRL {mean('ttrl', 'pass@1'):.3f}.")
     for v in ("ttrl_guard", "frs_only", "mps_only", "rcsu_only"):
         if v in results and "ttrl" in results:
-            dp = mean(v, "pass@1") - mean("ttrl", "pass@1")
+            # paired by seed: both runs of a seed draw from the same seeded generators
+            diffs = np.array([a.get("pass@1", np.nan) - b.get("pass@1", np.nan)
+                              for a, b in zip(results[v], results["ttrl"])], dtype=float)
             dd = mean(v, "n_degraded") - mean("ttrl", "n_degraded")
-            noise = max(sd(v, "pass@1"), sd("ttrl", "pass@1"))
-            verdict = (f"within the seed-to-seed spread ({noise:.3f}): no measurable effect" if abs(dp) <= noise
-                       else "raises pass@1 beyond the seed spread" if dp > 0 else "lowers pass@1 beyond the seed spread")
-            out.append(f"- {v} vs TTRL: pass@1 {dp:+.3f}, degraded problems {dd:+.1f}; {verdict}.")
+            consistent = len(diffs) > 1 and (np.all(diffs > 0) or np.all(diffs < 0)) and abs(diffs.mean()) > diffs.std()
+            verdict = (("raises" if diffs.mean() > 0 else "lowers") + " pass@1 in every seed" if consistent
+                       else "no consistent effect on pass@1")
+            out.append(f"- {v} vs TTRL, same seeds: pass@1 {', '.join(f'{d:+.3f}' for d in diffs)} "
+                       f"(mean {diffs.mean():+.3f}), degraded problems {dd:+.1f}, majority labels differ from "
+                       f"TTRL's at {mean(v, 'labels_changed'):.1%} of visits; {verdict}.")
     return out
