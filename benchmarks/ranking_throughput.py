@@ -6,7 +6,8 @@ For each model at the preset (baselines matched to MTmixAtt's dense parameter co
 training samples/s (forward + backward + Adam), inference samples/s (no grad), FLOPs per
 sample of one forward pass (counted by torch.utils.flop_counter: matmuls, convolutions,
 attention) and MFU = achieved training FLOP/s / peak, where training FLOPs = 3 x forward
-and the peak is the dense fp32 matmul rate measured in this same run (a 2048^3 matmul).
+and the peak is the best dense fp32 matmul rate (a 2048^3 matmul) measured in this same run,
+before the first model and after each.
 Inputs are synthetic batches in the schema of the default synthetic log. Prints a markdown
 table; medians over `--steps` timed steps after one warm-up step, pooled over `--rounds`
 sweeps of all models: on a machine shared with other jobs, interleaving the models spreads
@@ -123,13 +124,18 @@ def main() -> None:
     torch.set_flush_denormal(True)
     features = select_features(synthetic_schema(SyntheticCTRConfig()))
     batch = random_batch(features, args.batch, torch.Generator().manual_seed(0))
+    # the peak is re-measured after every model and the best kept: on a shared machine one
+    # measurement can land in a busy moment and make every MFU look too high
     peak = peak_matmul_flops()
-    rows = {m: measure(m, args.preset, features, batch, args.steps) for m in args.models}
-    for _ in range(args.rounds - 1):
+    rows: dict[str, dict] = {}
+    for _ in range(args.rounds):
         for m in args.models:
-            again = measure(m, args.preset, features, batch, args.steps)
-            rows[m]["train_times"] += again["train_times"]
-            rows[m]["infer_times"] += again["infer_times"]
+            r = measure(m, args.preset, features, batch, args.steps)
+            if m in rows:
+                rows[m]["train_times"] += r["train_times"]
+                rows[m]["infer_times"] += r["infer_times"]
+            else:
+                rows[m] = r
             peak = max(peak, peak_matmul_flops())
     for r in rows.values():
         r["train_sps"] = len(batch) / statistics.median(r["train_times"])
