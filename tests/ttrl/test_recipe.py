@@ -155,6 +155,7 @@ def test_compare_writes_the_table_between_markers_and_reuses_finished_runs(tmp_p
     assert "Made by `tetrad ttrl compare seeds=[0]`" in text
     assert "| ttrl |" in text and "| rcsu_only |" in text and "| base (step 0) |" in text
     assert "labels ≠ TTRL's" in text and "- rcsu_only vs TTRL, same seeds: pass@1" in text
+    assert "(ttrl_compare_flip_rate.png)" in text and (tmp_path / "ttrl_compare_flip_rate.png").is_file()
     ttrl_row = next(line for line in text.splitlines() if line.startswith("| ttrl |")).split("|")
     assert ttrl_row[-3].strip() == "0.000"  # plain TTRL's labels equal its own
     summary = tmp_path / "ttrl" / "compare-ttrl-s0" / "summary.json"

@@ -2,7 +2,9 @@
 a Markdown table (docs/results/ttrl.md by default) that names the command that made it.
 
 Every variant shares the run config and differs only in `guard`; runs land in
-`runs/ttrl/<prefix>-<variant>-s<seed>` and a finished one (summary.json present) is reused.
+`runs/ttrl/<prefix>-<variant>-s<seed>` and a finished one (summary.json present) is reused. Writes
+the table and findings into the `block` of `output`, and the flip rate per pass of every variant to
+`<block>_flip_rate.png` beside it.
 Variants are compared with plain TTRL seed by seed: runs of one seed draw every step's samples from
 the same seeded generators, so their differences come from the rule, not from sampling noise.
 """
@@ -67,8 +69,25 @@ def compare(cfg: CompareConfig, command: str = "tetrad ttrl compare") -> Path:
             for row, plain in zip(rows, results["ttrl"]):  # both in seed order
                 row["labels_changed"] = labels_changed(Path(row["run_dir"]), Path(plain["run_dir"]))
     out = Path(cfg.output)
-    write_marked_block(out, cfg.block, render(cfg, results, command))
+    figure = plot_flip_rates(results, out.with_name(f"{cfg.block.replace('-', '_')}_flip_rate.png"))
+    write_marked_block(out, cfg.block, render(cfg, results, command) + f"\n![flip rate per pass]({figure.name})\n")
     return out
+
+
+def plot_flip_rates(results: dict[str, list[dict]], path: Path) -> Path:
+    """Mean flip rate per pass (from the second: the first has nothing to flip from) of each variant,
+    averaged over seeds."""
+    from tetrad.core.plots import new_figure, save_figure
+
+    fig, ax = new_figure()
+    for variant, rows in results.items():
+        later = np.array([r["flip_rate_by_pass"][1:] for r in rows], dtype=float)
+        if later.size:
+            ax.plot(range(2, later.shape[1] + 2), later.mean(0), marker=".", label=variant)
+    ax.set(xlabel="pass over the test set", ylabel="flip rate (mean over seeds)", title="majority-label flip rate")
+    if ax.lines:  # a single-pass run has no flip rates to draw
+        ax.legend(fontsize=7)
+    return save_figure(fig, path)
 
 
 def guard_activity(metrics_path: Path) -> dict[str, float]:

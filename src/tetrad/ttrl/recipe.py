@@ -139,11 +139,11 @@ def run_ttrl(cfg: TTRLConfig, tasks: TaskSet | None = None, truths: dict[str, st
     tasks = tasks if tasks is not None else load_tasks(cfg.tasks)
     if truths is True:
         truths = tasks.truth_of() if cfg.evaluate else None
+    check_split(len(tasks), cfg, info.world_size)  # before a base policy might be trained
     spec = resolve_model(cfg)
     seed_everything(cfg.seed)
     model, tok = load_policy(spec)
     model.to(info.device)
-    check_split(len(tasks), cfg, info.world_size)
     steps_per_epoch = math.ceil(len(tasks) / cfg.batch_prompts)
     total = steps_per_epoch * cfg.epochs
     guard = TTRLGuard(cfg.guard.model_copy(update={"seed": cfg.guard.seed + cfg.seed}))
