@@ -81,7 +81,8 @@ class StudyConfig(RunConfig):
     seeds: list[int] = [0, 1, 2]
     retrieval_seeds: list[int] = [0, 1, 2]  # the retriever is trained for these seeds (a subset saves CPU time)
     threads: int = 1  # torch threads per process: small models train fastest on one thread of a shared machine
-    workers: int = 1  # (dataset, seed) cells run in this many processes at once
+    workers: int = 1  # (dataset, seed, method) tasks run in this many processes at once
+    block: str = "hourglass"  # the marked block of `output` that this study's report replaces
     entropy_target: float = 0.9
     retrieval: bool = True
     output: str = "docs/results/semantic-ids.md"
@@ -122,43 +123,36 @@ def train_and_score(cfg: SidConfig, codes: np.ndarray, split) -> dict[str, float
     return out
 
 
-def run_cell(study: StudyConfig, dataset: str, seed: int, run_path: Path, plots: Path) -> list[dict]:
-    """Every method's diagnostics (and retrieval, for the retrieval seeds) on one dataset and seed."""
+def run_task(study: StudyConfig, dataset: str, seed: int, method: str, run_path: Path, plots: Path) -> dict:
+    """One method's diagnostics (and retrieval, for the retrieval seeds) on one dataset and seed;
+    `method="sasrec"` is the item-id baseline on the same split."""
     from tetrad.semantic_ids.hourglass import diagnose, hourglass_score, plot_diagnostics
 
     torch.set_num_threads(study.threads)  # again here: a worker process starts with the default
-    base = method_config(study, dataset, "rq_kmeans", seed)
-    data = load_item_data(base.data, seed, cache_dir=Path(study.root) / "sid" / "_cache")
+    cfg = method_config(study, dataset, "rq_kmeans" if method == "sasrec" else method, seed)
+    data = load_item_data(cfg.data, seed, cache_dir=Path(study.root) / "sid" / "_cache")
     retrieval = study.retrieval and seed in study.retrieval_seeds
     split = leave_one_out(data.sequences, len(data.embeddings)) if retrieval else None
-    raw_by_kind: dict[str, np.ndarray] = {}
-    rows = []
-    for method in study.methods:
-        cfg = method_config(study, dataset, method, seed)
-        t0 = time.perf_counter()
-        kind = cfg.quantizer.kind
-        if kind not in raw_by_kind:
-            raw_by_kind[kind] = build_quantizer(cfg.quantizer, seed).fit_encode(data.embeddings)
-        codes, info = apply_fix(raw_by_kind[kind], cfg.fix, cfg.quantizer.codebook_size)
-        report = diagnose(codes, cfg.quantizer.codebook_size)
-        row = {"dataset": dataset, "method": method, "seed": seed, "items": len(codes),
-               "per_layer": report["per_layer"], "collision_rate": report["collision_rate"],
-               "fix": info, "tokenize_seconds": time.perf_counter() - t0}
-        if codes.shape[1] >= 3:
-            row["hourglass"] = hourglass_score(report)
-        if seed == study.seeds[0]:
-            plot_diagnostics(codes, cfg.quantizer.codebook_size, plots, prefix=f"{dataset}_{method}_")
-        if retrieval:
-            t1 = time.perf_counter()
-            row["retrieval"] = train_and_score(cfg, codes, split)
-            row["retrieval_seconds"] = time.perf_counter() - t1
-        rows.append(row)
-    if retrieval and study.sasrec.enabled:
-        rows.append({"dataset": dataset, "method": "sasrec", "seed": seed,
-                     "retrieval": run_sasrec(base, split, len(data.embeddings), run_path / f"sasrec_{dataset}_{seed}",
-                                             torch.device("cpu"))})
-    rows[-1]["cell_done"] = True
-    return rows
+    if method == "sasrec":
+        return {"dataset": dataset, "method": "sasrec", "seed": seed,
+                "retrieval": run_sasrec(cfg, split, len(data.embeddings), run_path / f"sasrec_{dataset}_{seed}",
+                                        torch.device("cpu"))}
+    t0 = time.perf_counter()
+    raw = build_quantizer(cfg.quantizer, seed).fit_encode(data.embeddings)
+    codes, info = apply_fix(raw, cfg.fix, cfg.quantizer.codebook_size)
+    report = diagnose(codes, cfg.quantizer.codebook_size)
+    row = {"dataset": dataset, "method": method, "seed": seed, "items": len(codes),
+           "per_layer": report["per_layer"], "collision_rate": report["collision_rate"],
+           "fix": info, "tokenize_seconds": time.perf_counter() - t0}
+    if codes.shape[1] >= 3:
+        row["hourglass"] = hourglass_score(report)
+    if seed == study.seeds[0]:
+        plot_diagnostics(codes, cfg.quantizer.codebook_size, plots, prefix=f"{dataset}_{method}_")
+    if retrieval:
+        t1 = time.perf_counter()
+        row["retrieval"] = train_and_score(cfg, codes, split)
+        row["retrieval_seconds"] = time.perf_counter() - t1
+    return row
 
 
 def run_study(study: StudyConfig, command: str) -> dict:
@@ -193,26 +187,36 @@ def run_study(study: StudyConfig, command: str) -> dict:
     results = [r for r in results if (r["dataset"], r["seed"]) in done]  # drop half-finished cells
     # seed by seed, so that an interrupted study (resume=true) has whole seeds across datasets
     cells = [(d, s) for s in study.seeds for d in study.datasets if (d, s) not in done]
+    sasrec = ["sasrec"] if study.retrieval and study.sasrec.enabled else []
+    tasks = [(d, s, m) for d, s in cells for m in [*study.methods, *(sasrec if s in study.retrieval_seeds else [])]]
+    pending = {cell: sum(t[:2] == cell for t in tasks) for cell in cells}
     started = time.perf_counter()
 
-    def finished(rows: list[dict]) -> None:
-        results.extend(rows)
+    def finished(row: dict) -> None:
+        cell = (row["dataset"], row["seed"])
+        pending[cell] -= 1
+        if pending[cell] == 0:
+            row["cell_done"] = True  # resume=true keeps only cells with every task finished
+        results.append(row)
         atomic_write_json(run.path / "results.json", results)
         run.write_summary({"results": len(results), "minutes": spent + (time.perf_counter() - started) / 60})
 
-    if study.workers == 1 or len(cells) < 2:
-        for dataset, seed in progress(cells, desc="hourglass"):
-            finished(run_cell(study, dataset, seed, run.path, run.plots))
-    else:  # cells are independent; each result is kept as soon as its cell ends
-        with ProcessPoolExecutor(min(study.workers, len(cells)), mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(run_cell, study, d, s, run.path, run.plots) for d, s in cells]
+    if study.workers == 1 or len(tasks) < 2:
+        for task in progress(tasks, desc="hourglass"):
+            finished(run_task(study, *task, run.path, run.plots))
+    else:  # tasks are independent; each result is kept as soon as its task ends
+        with ProcessPoolExecutor(min(study.workers, len(tasks)), mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(run_task, study, *task, run.path, run.plots) for task in tasks]
             for future in progress(as_completed(futures), total=len(futures), desc="hourglass"):
                 finished(future.result())
-    order = {(d, s): i for i, (d, s) in enumerate((d, s) for s in study.seeds for d in study.datasets)}
-    results.sort(key=lambda r: order.get((r["dataset"], r["seed"]), len(order)))  # same order however cells ran
+    cell_order = {(d, s): i for i, (d, s) in enumerate((d, s) for s in study.seeds for d in study.datasets)}
+    method_order = {m: i for i, m in enumerate([*study.methods, "sasrec"])}
+    # the same order however the tasks ran
+    results.sort(key=lambda r: (cell_order.get((r["dataset"], r["seed"]), len(cell_order)),
+                                method_order.get(r["method"], len(method_order))))
     minutes = spent + (time.perf_counter() - started) / 60
     text = render_report(study, results, command, minutes)
-    write_marked_block(study.output, "hourglass", text, title=RESULTS_TITLE)
+    write_marked_block(study.output, study.block, text, title=RESULTS_TITLE)
     atomic_write_text(run.path / "report.md", text)
     run.write_summary({"results": len(results), "minutes": minutes, "output": study.output})
     print(f"hourglass: {len(results)} results in {minutes:.1f} min; report at {study.output}")
@@ -235,7 +239,7 @@ def _rows(results, dataset, method):
 
 def render_report(study: StudyConfig, results: list[dict], command: str, minutes: float) -> str:
     seeds = len(study.seeds)
-    lines = ["## The hourglass study", "",
+    lines = ["## The hourglass study" + (f" ({study.block})" if study.block != "hourglass" else ""), "",
              f"Made by `{command}` ({minutes:.0f} min on {platform.machine()} CPU, {study.threads} torch thread(s); the machine was "
              f"shared with other jobs, so no timing here is a benchmark).", "",
              f"Values are mean ± standard deviation over {seeds} seed{'s' if seeds > 1 else ''} "
