@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 
-from tetrad.core.distributed import barrier, get_rank, get_world_size, is_distributed, is_main, unwrap
+from tetrad.core.distributed import all_gather_objects, barrier, get_rank, is_main, unwrap
 from tetrad.core.errors import UserError
 from tetrad.core.io import atomic_write
 from tetrad.core.seeding import rng_state, set_rng_state
@@ -44,13 +43,7 @@ class Checkpointer:
     def save(self, step: int, *, model: torch.nn.Module | None = None, optimizer: Any = None,
              scheduler: Any = None, state: dict[str, Any] | None = None) -> Path | None:
         """Write the checkpoint for `step` (rank 0); every rank must call it (RNG states are gathered)."""
-        rng = rng_state()
-        if is_distributed():
-            gathered: list[Any] = [None] * get_world_size()
-            dist.all_gather_object(gathered, rng)
-            rng_by_rank = gathered
-        else:
-            rng_by_rank = [rng]
+        rng_by_rank = all_gather_objects(rng_state())
         path = None
         if is_main():
             payload = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -73,6 +74,15 @@ def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
     out = t.clone()
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
     return out / get_world_size()
+
+
+def all_gather_objects(obj: Any) -> list[Any]:
+    """Every process's picklable `obj`, in rank order (`[obj]` when alone)."""
+    if not is_distributed():
+        return [obj]
+    out: list[Any] = [None] * get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
 
 
 def shard(n: int, rank: int | None = None, world_size: int | None = None) -> slice:

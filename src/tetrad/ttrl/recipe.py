@@ -22,10 +22,9 @@ import math
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 from tetrad.core.config import RunConfig
-from tetrad.core.distributed import cleanup, init_distributed, is_distributed, is_main, shard
+from tetrad.core.distributed import all_gather_objects, cleanup, init_distributed, is_main, shard
 from tetrad.core.errors import UserError
 from tetrad.core.progress import progress
 from tetrad.core.rundir import RunDir
@@ -117,18 +116,9 @@ def sample_and_score(model, tok, prompts: list[str], cfg: TTRLConfig, step: int,
         groups += [answers[g:g + cfg.n_samples] for g in range(0, len(answers), cfg.n_samples)]
         parts.append(r.first_of_each_group(cfg.n_train).to("cpu"))
     local = (Rollouts.concat(parts, tok.pad_token_id), groups, [vote(a) for a in groups])
-    shares = _gather(local)
+    shares = all_gather_objects(local)
     train = Rollouts.concat([s[0] for s in shares], tok.pad_token_id).to(device)
     return train, [g for s in shares for g in s[1]], [v for s in shares for v in s[2]]
-
-
-def _gather(obj):
-    """Every process's `obj`, in rank order (just `[obj]` alone)."""
-    if not is_distributed():
-        return [obj]
-    out = [None] * dist.get_world_size()
-    dist.all_gather_object(out, obj)
-    return out
 
 
 def run_ttrl(cfg: TTRLConfig, tasks: TaskSet | None = None, truths: dict[str, str] | None | bool = True) -> dict:
