@@ -73,3 +73,11 @@ def test_partial_section_override_keeps_the_default_instance(tmp_path):
     assert load_config(Tuned, path).model.width == 8
     with pytest.raises(UserError, match="unknown config key 'model.depth'"):
         load_config(Tuned, None, ["model.depth=1"])
+
+
+def test_partial_section_override_marks_only_chosen_fields_as_set():
+    # Recipes let explicit fields win over presets by reading model_fields_set: a field neither the
+    # user nor the default instance chose must stay unset.
+    cfg = load_config(Tuned, None, ["model.layers=[2]"])
+    assert cfg.model.model_fields_set == {"width", "norm", "layers"}
+    assert load_config(Recipe, None, ["model.norm=pre"]).model.model_fields_set == {"norm"}

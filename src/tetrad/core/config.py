@@ -94,11 +94,14 @@ def _fill_section(partial: dict[str, Any], default: BaseModel) -> dict[str, Any]
     """A section the user set only partly keeps the rest of its *default instance*.
 
     Without this, `train.steps=10` against a default `Train(steps=5, lr=0.1)` would rebuild the
-    section from `Train`'s class defaults and silently drop `lr=0.1`.
+    section from `Train`'s class defaults and silently drop `lr=0.1`. Only the fields the default
+    instance set explicitly are carried over, so `model_fields_set` of the result still says which
+    fields were chosen (by the user or the default instance) and which are class defaults — recipes
+    read it to let explicit fields win over presets.
     """
-    full = {name: getattr(default, name) for name in type(default).model_fields}
+    full = {name: getattr(default, name) for name in default.model_fields_set}
     for key, value in partial.items():
-        current = full.get(key)
+        current = getattr(default, key) if key in type(default).model_fields else None
         full[key] = _fill_section(value, current) if isinstance(current, BaseModel) and isinstance(value, dict) else value
     return full
 
