@@ -247,8 +247,10 @@ def render_report(study: StudyConfig, results: list[dict], command: str, minutes
              f"Codebooks: {study.quantizer.layers} x {study.quantizer.codebook_size}. Synthetic catalogues: "
              f"{study.data.items:,} items x {study.data.dim} dims, {study.data.top_clusters} x "
              f"{study.data.sub_clusters} clusters, Zipf exponent {study.data.zipf} (long tail) or 0 (uniform twin), "
-             f"{study.data.users:,} users. MovieLens-100k: 1,682 items (title, year, genres through all-MiniLM-L6-v2), "
-             f"943 users. Fixes are applied to the RQ-KMeans codes; `adaptive` removes the most frequent layer-2 codes "
+             f"{study.data.users:,} users. "
+             + ("MovieLens-100k: 1,682 items (title, year, genres through all-MiniLM-L6-v2), 943 users. "
+                if "movielens" in study.datasets else "") +
+             f"Fixes are applied to the RQ-KMeans codes; `adaptive` removes the most frequent layer-2 codes "
              f"until layer 2 reaches normalised entropy {study.entropy_target}.", "",
              "### Diagnostics per layer", "",
              "Normalised entropy (1 = every code equally used) and Gini (0 = equal counts) of each layer's code "
@@ -275,7 +277,8 @@ def render_report(study: StudyConfig, results: list[dict], command: str, minutes
                   f"{study.eval.beam})", "",
                   f"TIGER-style T5 ({study.model.layers}+{study.model.layers} layers, d_model {study.model.d_model}, "
                   f"{study.train.steps} steps of {study.train.batch_size}, history {study.model.max_history} items); "
-                  f"SASRec on item ids ({study.sasrec.steps} steps). A collision token keeps every SID unique. "
+                  + (f"SASRec on item ids ({study.sasrec.steps} steps). " if study.sasrec.enabled else "") +
+                  "A collision token keeps every SID unique. "
                   f"Mean ± standard deviation over seeds "
                   f"{', '.join(str(s) for s in study.seeds if s in study.retrieval_seeds)}.", "",
                   "| dataset | method | Recall@5 | NDCG@5 | Recall@10 | NDCG@10 | mean SID length |",
