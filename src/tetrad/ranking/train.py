@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pydantic import Field
 
 from tetrad.core.config import Config, RunConfig
 from tetrad.core.distributed import barrier, cleanup, init_distributed, is_main, shard, unwrap
@@ -50,10 +49,7 @@ class DataConfig(Config):
 
 class TrainConfig(RunConfig):
     data: DataConfig = DataConfig()
-    # a factory, not a default instance: `load_config` fills a section whose default is an instance
-    # with every default value, which would mark all model fields as set by the user and so hide
-    # the preset and the baselines' size matching from `tetrad ranking train model.preset=15m`
-    model: ModelConfig = Field(default_factory=ModelConfig)
+    model: ModelConfig = ModelConfig()  # only fields the user sets count as set: they override the preset
     batch_size: int = 512  # global, over all processes
     epochs: int = 1
     steps: int = 0  # > 0: stop after this many steps instead
