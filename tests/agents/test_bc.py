@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from tetrad.agents.alfworld_env import AlfworldEnv, export_expert_trajectories
-from tetrad.agents.bc import BCConfig, bc_examples, bc_model_dir, load_trajectories, train_bc
+from tetrad.agents.bc import (BCConfig, action_accuracy, action_logprobs, bc_examples, bc_model_dir,
+                              encode_examples, load_trajectories, split_episodes, train_bc)
 from tetrad.agents.llm_policy import ActionScoringPolicy, action_response
 from tetrad.agents.rollout import LocalEnvs, build_prompt, parse_action, rollout, turn_samples
 from tetrad.agents.skills import SkillLibrary
@@ -73,21 +74,63 @@ def test_examples_are_the_rollout_prompts_with_the_expert_action(expert_jsonl):
     ep = episodes[0]
     assert len(with_skills) == sum(len(e["steps"]) for e in episodes)
     second = ep["steps"][1]
-    assert with_skills[1] == (build_prompt("alfworld", ep["instruction"], second["observation"],
-                                           [(ep["steps"][0]["observation"], ep["steps"][0]["action"])],
-                                           second["admissible_commands"], library.render("alfworld", ep["task_type"])),
-                              f"<action>{second['action']}</action>")
-    assert "Skills that help" in with_skills[0][0] and "Skills that help" not in with_skills[-1][0]
+    assert with_skills[1].prompt == build_prompt("alfworld", ep["instruction"], second["observation"],
+                                                 [(ep["steps"][0]["observation"], ep["steps"][0]["action"])],
+                                                 second["admissible_commands"], library.render("alfworld", ep["task_type"]))
+    assert with_skills[1].response == f"<action>{second['action']}</action>"
+    assert with_skills[1].candidates == second["admissible_commands"]
+    assert "Skills that help" in with_skills[0].prompt and "Skills that help" not in with_skills[-1].prompt
+    bad = [{**ep, "steps": [{**second, "action": "fly away"}]}]
+    with pytest.raises(UserError, match="'fly away' .* not among its admissible commands"):
+        bc_examples(bad, [False], library, history_length=2)
+
+
+def test_action_loss_is_the_scoring_policys_log_likelihood_of_the_expert_action(expert_jsonl):
+    _, path = expert_jsonl
+    examples = bc_examples(load_trajectories(path), [True, False], SkillLibrary.load(), history_length=2)[:5]
+    tok = word_tokenizer([t for ex in examples for t in (ex.prompt, ex.response)])
+    seed_everything(0)
+    model = tiny_llama(tok, 32, 2, 2, 4096)
+    encoded = encode_examples(examples, tok)
+    # a batch of prompts of different lengths (left-padded) gives each example what the policy
+    # computes for it alone: log softmax over its candidates' summed response log-probs
+    logps, correct = action_logprobs(model, encoded, tok.pad_token_id)
+    policy = ActionScoringPolicy(model, tok)
+    for ex, e, lp, ok in zip(examples, encoded, logps, correct):
+        scores = torch.tensor([sum(t) for t in policy.score(ex.prompt, [action_response(c) for c in ex.candidates])])
+        assert torch.allclose(lp, torch.log_softmax(scores, 0)[e.target], atol=1e-4)
+        assert bool(ok) == (int(scores.argmax()) == e.target)
+    # gradient steps on the action loss raise the expert action's probability
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(30):
+        loss = -action_logprobs(model, encoded, tok.pad_token_id)[0].mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = action_accuracy(model, encoded, tok.pad_token_id, batch_size=2)
+    assert after["nll"] < float(-logps.detach().mean()) / 4 and after["accuracy"] >= 0.8
+
+
+def test_held_out_episodes_are_whole_seeded_and_never_all():
+    episodes = list(range(10))
+    train, held = split_episodes(episodes, 0.2, seed=3)
+    assert len(held) == 2 and sorted(train + held) == episodes
+    assert split_episodes(episodes, 0.2, seed=3) == (train, held)
+    assert split_episodes(episodes, 0.0, seed=3) == (episodes, [])
+    assert len(split_episodes([1, 2], 0.9, seed=0)[0]) == 1
 
 
 def test_bc_recipe_trains_checkpoints_and_resumes_bit_exactly(expert_jsonl, tmp_path):
     _, path = expert_jsonl
     common = dict(root=str(tmp_path), trajectories=str(path), hidden=32, layers=1, heads=2, steps=4,
-                  batch_size=2, checkpoint_every=2, log_every=1, lr=3e-3)
+                  batch_size=2, checkpoint_every=2, log_every=1, eval_every=2, eval_examples=8, lr=3e-3)
     full = train_bc(BCConfig(name="full", **common))
-    assert full["examples"] > 10 and full["episodes_with_skills"] == 2
-    losses = [json.loads(line)["loss"] for line in (tmp_path / "agents/full/metrics.jsonl").read_text().splitlines()]
+    assert full["examples"] > 5 and full["episodes_with_skills"] == 2 and full["heldout_episodes"] == 1
+    records = [json.loads(line) for line in (tmp_path / "agents/full/metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records]
     assert len(losses) == 4 and all(x == x for x in losses)
+    assert [r["step"] for r in records if "heldout_action_accuracy" in r] == [2, 4]
+    assert 0.0 <= full["heldout_action_accuracy"] <= 1.0 and full["train_action_nll"] > 0
     # an interruption after step 2: the copy loses its step-4 checkpoint, model and summary
     shutil.copytree(tmp_path / "agents/full", tmp_path / "agents/cut")
     for stale in ("checkpoints/step_000000004.pt", "summary.json"):
@@ -133,7 +176,7 @@ def test_trained_policy_beats_random_on_its_training_games(alfworld_games, tmp_p
 
     _, folders, _ = alfworld_games
     summary = train_bc(BCConfig(root=str(tmp_path), games=str(alfworld_games[0]), hidden=64, layers=2, heads=4,
-                                steps=150, batch_size=4, lr=3e-3))
+                                steps=150, batch_size=4, lr=3e-3, holdout=0.0))
     assert summary["episodes"] == 6
     policy = ActionScoringPolicy.load(ModelSpec(kind="hf", path=str(bc_model_dir(tmp_path / "agents/bc"))))
     envs = LocalEnvs([AlfworldEnv(folders, max_steps=30)])

@@ -21,11 +21,11 @@ the turn, and `turn_samples` hands them on as the update's old log-probs.
 
 from __future__ import annotations
 
-import copy
 import random
 
 import torch
 
+from tetrad.llm.logprobs import continuation_logprobs, pad_sequences, prompt_cache
 from tetrad.llm.models import ModelSpec, load_policy
 from tetrad.llm.sampling import SamplingParams, format_prompts, sample
 
@@ -108,30 +108,18 @@ class ActionScoringPolicy:
     @torch.no_grad()
     def score(self, prompt: str, responses: list[str]) -> list[list[float]]:
         """Per-token log-probs of each response given the prompt (the prompt is run once; its KV
-        cache is copied for each batch of `candidate_batch` responses)."""
+        cache is shared by batches of `candidate_batch` responses)."""
         was_training = self.model.training
         self.model.eval()
         prompt_ids = torch.tensor([self.encode_prompt(prompt)])
-        p = prompt_ids.shape[1]
-        out = self.model(input_ids=prompt_ids, use_cache=True)
-        cache, last = out.cache, out.logits[0, -1].float()
+        prompt_mask = torch.ones_like(prompt_ids)
+        cache, last = prompt_cache(self.model, prompt_ids, prompt_mask)
         result: list[list[float]] = []
         for start in range(0, len(responses), self.candidate_batch):
             chunk = [self.encode_response(r) for r in responses[start:start + self.candidate_batch]]
-            k, width = len(chunk), max(map(len, chunk))
-            ids = torch.full((k, width), self.tokenizer.pad_token_id)
-            mask = torch.zeros((k, width), dtype=torch.long)
-            for i, r in enumerate(chunk):
-                ids[i, :len(r)] = torch.tensor(r)
-                mask[i, :len(r)] = 1
-            chunk_cache = copy.deepcopy(cache)
-            chunk_cache.batch_repeat_interleave(k)
-            logits = self.model(input_ids=ids, attention_mask=torch.cat([torch.ones(k, p, dtype=torch.long), mask], 1),
-                                position_ids=(p + torch.arange(width)).expand(k, width), cache=chunk_cache,
-                                use_cache=True).logits.float()
-            # token t of a response is predicted by the prompt's last position (t = 0) or by t - 1
-            logits = torch.cat([last.expand(k, 1, -1), logits[:, :-1]], 1)
-            logp = torch.log_softmax(logits, -1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+            ids, mask = pad_sequences(chunk, self.tokenizer.pad_token_id)
+            logp = continuation_logprobs(self.model, cache, last, prompt_mask, torch.zeros(len(chunk), dtype=torch.long),
+                                         ids, mask)
             result += [logp[i, :len(r)].tolist() for i, r in enumerate(chunk)]
         self.model.train(was_training)
         return result
