@@ -107,8 +107,11 @@ def test_action_loss_is_the_scoring_policys_log_likelihood_of_the_expert_action(
         opt.zero_grad()
         loss.backward()
         opt.step()
-    after = action_accuracy(model, encoded, tok.pad_token_id, batch_size=2)
+    after = action_accuracy(model, encoded, tok.pad_token_id, batch_size=2, by_verb=True)
     assert after["nll"] < float(-logps.detach().mean()) / 4 and after["accuracy"] >= 0.8
+    by_verb = after["accuracy_by_verb"]
+    verbs = [e.action.split()[0] for e in encoded]
+    assert sum(by_verb[v] * verbs.count(v) for v in by_verb) / len(verbs) == pytest.approx(after["accuracy"])
 
 
 def test_held_out_episodes_are_whole_seeded_and_never_all():
@@ -131,6 +134,8 @@ def test_bc_recipe_trains_checkpoints_and_resumes_bit_exactly(expert_jsonl, tmp_
     assert len(losses) == 4 and all(x == x for x in losses)
     assert [r["step"] for r in records if "heldout_action_accuracy" in r] == [2, 4]
     assert 0.0 <= full["heldout_action_accuracy"] <= 1.0 and full["train_action_nll"] > 0
+    assert set(full["heldout_action_accuracy_by_verb"]) <= {"go", "take", "open", "close", "move", "use", "heat",
+                                                             "cool", "clean", "look", "examine", "inventory"}
     # an interruption after step 2: the copy loses its step-4 checkpoint, model and summary
     shutil.copytree(tmp_path / "agents/full", tmp_path / "agents/cut")
     for stale in ("checkpoints/step_000000004.pt", "summary.json"):

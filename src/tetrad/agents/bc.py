@@ -140,6 +140,7 @@ def bc_examples(episodes: list[dict], skill_flags: list[bool], library, history_
 
 @dataclass
 class EncodedExample:
+    action: str
     prompt: list[int]
     response: list[int]
     candidates: list[list[int]]
@@ -154,7 +155,7 @@ def encode_examples(examples: list[BCExample], tok) -> list[EncodedExample]:
             responses[action] = tok(action_response(action))["input_ids"]
         return responses[action]
 
-    return [EncodedExample(tok(ex.prompt)["input_ids"], response_ids(ex.action),
+    return [EncodedExample(ex.action, tok(ex.prompt)["input_ids"], response_ids(ex.action),
                            [response_ids(c) for c in ex.candidates], ex.candidates.index(ex.action))
             for ex in examples]
 
@@ -185,9 +186,16 @@ def action_logprobs(model, batch: list[EncodedExample], pad: int) -> tuple[torch
     return torch.stack(logps), torch.tensor(correct)
 
 
+def action_verb(action: str) -> str:
+    """The command word of an ALFWorld action ("go", "take", "move", "heat", "look", ...)."""
+    return action.split(" ", 1)[0]
+
+
 @torch.no_grad()
-def action_accuracy(model, examples: list[EncodedExample], pad: int, batch_size: int) -> dict[str, float]:
-    """Greedy action accuracy and mean action NLL of the scoring policy on `examples`."""
+def action_accuracy(model, examples: list[EncodedExample], pad: int, batch_size: int,
+                    by_verb: bool = False) -> dict:
+    """Greedy action accuracy and mean action NLL of the scoring policy on `examples`; with
+    `by_verb`, also the accuracy per command word of the expert's action."""
     was_training = model.training
     model.eval()
     logps, correct = [], []
@@ -196,7 +204,13 @@ def action_accuracy(model, examples: list[EncodedExample], pad: int, batch_size:
         logps.append(lp)
         correct.append(ok)
     model.train(was_training)
-    return {"accuracy": float(torch.cat(correct).float().mean()), "nll": float(-torch.cat(logps).mean())}
+    ok = torch.cat(correct).float()
+    out = {"accuracy": float(ok.mean()), "nll": float(-torch.cat(logps).mean())}
+    if by_verb:
+        verbs = [action_verb(e.action) for e in examples]
+        out["accuracy_by_verb"] = {v: float(ok[[i for i, w in enumerate(verbs) if w == v]].mean())
+                                   for v in sorted(set(verbs))}
+    return out
 
 
 def _expert_episodes(cfg: BCConfig, run_path: Path) -> list[dict]:
@@ -261,13 +275,13 @@ def train_bc(cfg: BCConfig) -> dict:
     start = run.restore(cfg.resume, model=model, optimizer=opt, scheduler=sched)["step"]
     pad = tok.pad_token_id
 
-    def evaluate() -> dict[str, float]:
+    def evaluate(by_verb: bool = False) -> dict:
         return {f"{split}_action_{k}": v for split, probe in probes.items() if probe
-                for k, v in action_accuracy(model, probe, pad, cfg.batch_size).items()}
+                for k, v in action_accuracy(model, probe, pad, cfg.batch_size, by_verb).items()}
 
     model.train()
     t0 = time.perf_counter()
-    loss_value, measured = float("nan"), {}
+    loss_value = float("nan")
     for step in progress(range(start + 1, cfg.steps + 1), desc="bc"):
         batch = [encoded[i] for i in torch.randint(len(encoded), (cfg.batch_size,)).tolist()]
         loss = token_nll(model, batch, pad) if cfg.loss == "token" else -action_logprobs(model, batch, pad)[0].mean()
@@ -281,8 +295,7 @@ def train_bc(cfg: BCConfig) -> dict:
         if step == 1 or step % cfg.log_every == 0 or step == cfg.steps:
             record = {"loss": loss_value, "lr": sched.get_last_lr()[0]}
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            measured = evaluate()
-            record.update(measured)
+            record.update(evaluate())
         if record:
             run.log(step, record)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
@@ -290,7 +303,7 @@ def train_bc(cfg: BCConfig) -> dict:
     seconds = time.perf_counter() - t0
     save_policy(model, tok, run.path / "model")
     summary = {
-        "final_loss": loss_value, **(measured or evaluate()), "episodes": len(episodes),
+        "final_loss": loss_value, **evaluate(by_verb=True), "episodes": len(episodes),
         "train_episodes": len(train_eps), "heldout_episodes": len(held_eps), "examples": len(examples),
         "heldout_examples": len(held), "episodes_with_skills": sum(flags), "vocab_size": len(tok),
         "parameters": sum(p.numel() for p in model.parameters()), "longest_example_tokens": longest,
