@@ -229,7 +229,7 @@ def _expert_episodes(cfg: BCConfig, run_path: Path) -> list[dict]:
     return load_trajectories(out)
 
 
-def split_episodes(episodes: list[dict], holdout: float, seed: int) -> tuple[list[dict], list[dict]]:
+def split_episodes(episodes: list, holdout: float, seed: int) -> tuple[list, list]:
     """(train, held out): `holdout` of the episodes, drawn by the seed; at least one of each when
     holdout > 0 and there are two episodes or more."""
     order = list(range(len(episodes)))
@@ -281,7 +281,7 @@ def train_bc(cfg: BCConfig) -> dict:
 
     model.train()
     t0 = time.perf_counter()
-    loss_value = float("nan")
+    loss_value, measured = float("nan"), {}
     for step in progress(range(start + 1, cfg.steps + 1), desc="bc"):
         batch = [encoded[i] for i in torch.randint(len(encoded), (cfg.batch_size,)).tolist()]
         loss = token_nll(model, batch, pad) if cfg.loss == "token" else -action_logprobs(model, batch, pad)[0].mean()
@@ -295,7 +295,8 @@ def train_bc(cfg: BCConfig) -> dict:
         if step == 1 or step % cfg.log_every == 0 or step == cfg.steps:
             record = {"loss": loss_value, "lr": sched.get_last_lr()[0]}
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            record.update(evaluate())
+            measured = evaluate(by_verb=step == cfg.steps)
+            record.update({k: v for k, v in measured.items() if not isinstance(v, dict)})
         if record:
             run.log(step, record)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
@@ -303,7 +304,8 @@ def train_bc(cfg: BCConfig) -> dict:
     seconds = time.perf_counter() - t0
     save_policy(model, tok, run.path / "model")
     summary = {
-        "final_loss": loss_value, **evaluate(by_verb=True), "episodes": len(episodes),
+        # the last step's evaluation, or a fresh one when a resumed run had no steps left
+        "final_loss": loss_value, **(measured or evaluate(by_verb=True)), "episodes": len(episodes),
         "train_episodes": len(train_eps), "heldout_episodes": len(held_eps), "examples": len(examples),
         "heldout_examples": len(held), "episodes_with_skills": sum(flags), "vocab_size": len(tok),
         "parameters": sum(p.numel() for p in model.parameters()), "longest_example_tokens": longest,
