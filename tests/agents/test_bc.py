@@ -6,7 +6,9 @@ import torch
 
 from tetrad.agents.alfworld_env import AlfworldEnv, export_expert_trajectories
 from tetrad.agents.bc import (BCConfig, action_accuracy, action_logprobs, bc_examples, bc_model_dir,
-                              encode_examples, load_trajectories, split_episodes, train_bc)
+                              encode_examples, load_trajectories, read_policy_file, resolve_device,
+                              split_episodes, train_bc)
+from tetrad.agents.evaluate import EvalConfig, evaluate
 from tetrad.agents.llm_policy import ActionScoringPolicy, action_response
 from tetrad.agents.rollout import LocalEnvs, build_prompt, parse_action, rollout, turn_samples
 from tetrad.agents.skills import SkillLibrary
@@ -153,14 +155,34 @@ def test_bc_recipe_trains_checkpoints_and_resumes_bit_exactly(expert_jsonl, tmp_
 def test_trained_policy_plays_and_its_turns_carry_old_log_probs(expert_jsonl, tmp_path):
     folders, path = expert_jsonl
     train_bc(BCConfig(root=str(tmp_path), trajectories=str(path), hidden=32, layers=1, heads=2, steps=2,
-                      batch_size=2))
-    policy = ActionScoringPolicy.load(ModelSpec(kind="hf", path=str(bc_model_dir(tmp_path / "agents/bc"))))
+                      batch_size=2, history_length=3))
+    model_dir = bc_model_dir(tmp_path / "agents/bc")
+    assert read_policy_file(model_dir) == {"env": "alfworld", "history_length": 3, "skills": "always"}
+    policy = ActionScoringPolicy.load(ModelSpec(kind="hf", path=str(model_dir)))
     envs = LocalEnvs([AlfworldEnv(folders[:2], max_steps=3)])
     eps = rollout(envs, policy, [{"game": 0, "seed": 0}], "alfworld", True, SkillLibrary.load(), max_steps=3)
     assert len(eps[0].turns) == 3 and eps[0].n_invalid == 0  # every scored action is admissible
     samples = turn_samples(eps, policy.encode_response)
     assert all(len(s["old_logprobs"]) == sum(s["loss_mask"]) for s in samples)
     assert all(s["old_logprobs"] == t.token_logprobs for s, t in zip(samples, eps[0].turns))
+    # the evaluation prompts with the history window the policy trained with, unless told otherwise
+    common = dict(root=str(tmp_path), policy="bc", bc_run=str(tmp_path / "agents/bc"), games=str(folders[0]),
+                  skills="off", max_steps=4, n_envs=1, workers=0)
+    summary = evaluate(EvalConfig(name="own-window", **common))
+    assert summary["history_length"] == 3
+    turns = [json.loads(line) for line in (tmp_path / "agents/own-window/episodes.jsonl").read_text().splitlines()][0]["turns"]
+    assert "the most recent 3 observations" in turns[-1]["prompt"]
+    assert evaluate(EvalConfig(name="set-window", history_length=1, **common))["history_length"] == 1
+
+
+def test_bc_device_is_cuda_when_there_is_one_and_named_devices_are_checked():
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(UserError, match="unknown torch device 'gpu0'"):
+        resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="sees no CUDA device"):
+            resolve_device("cuda")
 
 
 def test_bad_trajectory_files_are_user_errors(tmp_path):

@@ -51,11 +51,15 @@ import torch
 from tetrad.agents.llm_policy import action_response, candidate_actions
 from tetrad.core.config import RunConfig
 from tetrad.core.errors import UserError
+from tetrad.core.io import atomic_write_json
 from tetrad.core.progress import progress
 from tetrad.core.rundir import RunDir
 from tetrad.core.seeding import seed_everything
 from tetrad.llm.logprobs import continuation_logprobs, pad_sequences, prompt_cache, token_logprobs
 from tetrad.llm.update import warmup_cosine
+
+# written beside the weights: the prompt settings an evaluation must use to see what training saw
+POLICY_FILE = "tetrad_policy.json"
 
 
 class BCConfig(RunConfig):
@@ -84,6 +88,7 @@ class BCConfig(RunConfig):
     eval_examples: int = 200
     checkpoint_every: int = 50
     log_every: int = 10
+    device: str = "auto"  # auto: cuda when available, else cpu; or any torch device ("cuda:1")
 
 
 def load_trajectories(path: str | Path) -> list[dict]:
@@ -162,8 +167,9 @@ def encode_examples(examples: list[BCExample], tok) -> list[EncodedExample]:
 
 def token_nll(model, batch: list[EncodedExample], pad: int) -> torch.Tensor:
     """Mean next-token loss over the expert responses' tokens."""
-    prompt_ids, prompt_mask = pad_sequences([e.prompt for e in batch], pad, left=True)
-    resp_ids, resp_mask = pad_sequences([e.response for e in batch], pad)
+    device = model.device
+    prompt_ids, prompt_mask = (t.to(device) for t in pad_sequences([e.prompt for e in batch], pad, left=True))
+    resp_ids, resp_mask = (t.to(device) for t in pad_sequences([e.response for e in batch], pad))
     logp = token_logprobs(model, prompt_ids, prompt_mask, resp_ids, resp_mask)
     return -logp.sum() / resp_mask.sum()
 
@@ -172,18 +178,20 @@ def action_logprobs(model, batch: list[EncodedExample], pad: int) -> tuple[torch
     """log pi(expert action | prompt) under the scoring policy (softmax over each example's
     candidates of their summed response log-probs) [B], and whether its greedy choice is the
     expert's [B]."""
-    prompt_ids, prompt_mask = pad_sequences([e.prompt for e in batch], pad, left=True)
+    device = model.device
+    prompt_ids, prompt_mask = (t.to(device) for t in pad_sequences([e.prompt for e in batch], pad, left=True))
     cache, last = prompt_cache(model, prompt_ids, prompt_mask)
-    rows = torch.tensor([i for i, e in enumerate(batch) for _ in e.candidates])
-    ids, mask = pad_sequences([c for e in batch for c in e.candidates], pad)
+    rows = torch.tensor([i for i, e in enumerate(batch) for _ in e.candidates], device=device)
+    ids, mask = (t.to(device) for t in pad_sequences([c for e in batch for c in e.candidates], pad))
     scores = continuation_logprobs(model, cache, last, prompt_mask, rows, ids, mask).sum(1)
-    logps, correct, start = [], [], 0
-    for e in batch:
-        own = scores[start:start + len(e.candidates)]
-        logps.append(torch.log_softmax(own, 0)[e.target])
-        correct.append(int(own.argmax()) == e.target)
-        start += len(e.candidates)
-    return torch.stack(logps), torch.tensor(correct)
+    # the candidates of each example as one row of a [B, most candidates] grid, -inf beyond its own,
+    # so the per-example softmax is one batched call
+    counts = torch.tensor([len(e.candidates) for e in batch], device=device)
+    grid = torch.full((len(batch), int(counts.max())), float("-inf"), device=device)
+    grid[torch.arange(grid.shape[1], device=device) < counts[:, None]] = scores
+    targets = torch.tensor([e.target for e in batch], device=device)
+    logps = torch.log_softmax(grid, 1).gather(1, targets[:, None]).squeeze(1)
+    return logps, (grid.argmax(1) == targets).cpu()
 
 
 def action_verb(action: str) -> str:
@@ -269,7 +277,7 @@ def train_bc(cfg: BCConfig) -> dict:
     probe_rng = random.Random(cfg.seed + 1)
     probes = {"train": probe_rng.sample(encoded, min(cfg.eval_examples, len(encoded))),
               "heldout": probe_rng.sample(held_encoded, min(cfg.eval_examples, len(held_encoded)))}
-    model = tiny_llama(tok, cfg.hidden, cfg.layers, cfg.heads, cfg.max_positions)
+    model = tiny_llama(tok, cfg.hidden, cfg.layers, cfg.heads, cfg.max_positions).to(resolve_device(cfg.device))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(cfg.steps, cfg.warmup_ratio, 0.05))
     start = run.restore(cfg.resume, model=model, optimizer=opt, scheduler=sched)["step"]
@@ -303,6 +311,8 @@ def train_bc(cfg: BCConfig) -> dict:
             run.checkpointer.save(step, model=model, optimizer=opt, scheduler=sched)
     seconds = time.perf_counter() - t0
     save_policy(model, tok, run.path / "model")
+    atomic_write_json(run.path / "model" / POLICY_FILE, {"env": "alfworld", "history_length": cfg.history_length,
+                                                         "skills": cfg.skills})
     summary = {
         # the last step's evaluation, or a fresh one when a resumed run had no steps left
         "final_loss": loss_value, **(measured or evaluate(by_verb=True)), "episodes": len(episodes),
@@ -319,6 +329,25 @@ def train_bc(cfg: BCConfig) -> dict:
     run.write_summary(summary)
     run.close()
     return summary
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"device: unknown torch device '{name}'") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device={name}, but torch sees no CUDA device here (use device=cpu or auto)")
+    return device
+
+
+def read_policy_file(model_dir: Path) -> dict:
+    """What the BC recipe recorded beside the weights (the prompt's history length, the skills
+    setting it trained with); empty for a model folder from elsewhere."""
+    path = Path(model_dir) / POLICY_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def bc_model_dir(run_or_model: str | Path) -> Path:

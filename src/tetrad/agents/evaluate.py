@@ -35,6 +35,7 @@ class EvalConfig(RunConfig):
     episodes: int = 0  # 0: one per game
     task_types: list[str] = []  # empty: all six
     max_steps: int = 50  # ALFWorld's limit; the shop uses 15
+    # the prompt's (observation, action) window; policy=bc: unless set, the one the policy trained with
     history_length: int = 2
     invalid_penalty: float = 0.1
     n_envs: int = 4
@@ -118,6 +119,11 @@ def evaluate(cfg: EvalConfig) -> dict:
     library = SkillLibrary.load(cfg.skills_dir or None)
     run = RunDir("agents", cfg, tensorboard=False)
     make_env, n_games = env_factory(cfg, run.path)
+    history_length = cfg.history_length
+    if cfg.policy == "bc" and "history_length" not in cfg.model_fields_set:
+        from tetrad.agents.bc import bc_model_dir, read_policy_file
+
+        history_length = read_policy_file(bc_model_dir(cfg.bc_run)).get("history_length", history_length)
     n_episodes = cfg.episodes or n_games
     tasks = [{"game": i % n_games, "seed": cfg.seed + i} for i in range(n_episodes)]
     conditions = {"on": [True], "off": [False], "both": [True, False]}[cfg.skills]
@@ -127,7 +133,7 @@ def evaluate(cfg: EvalConfig) -> dict:
     try:
         for flag in conditions:
             episodes += rollout(envs, policy, tasks, cfg.env, flag, library, max_steps=cfg.max_steps,
-                                history_length=cfg.history_length, invalid_penalty=cfg.invalid_penalty)
+                                history_length=history_length, invalid_penalty=cfg.invalid_penalty)
     finally:
         if isinstance(envs, EnvPool):
             envs.close()
@@ -136,7 +142,7 @@ def evaluate(cfg: EvalConfig) -> dict:
     for step, label in enumerate(summary, start=1):
         flat = {k: v for k, v in summary[label].items() if not isinstance(v, dict)}
         run.log(step, {"condition": label, **flat})
-    summary = {"env": cfg.env, "policy": cfg.policy, **summary}
+    summary = {"env": cfg.env, "policy": cfg.policy, "history_length": history_length, **summary}
     run.write_summary(summary)
     run.close()
     return summary

@@ -29,7 +29,10 @@ def prompt_cache(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor):
     """Run left-padded prompts once: their KV cache and each prompt's last-position logits [B, V],
     which `continuation_logprobs` extends by many short continuations per prompt."""
     positions = (prompt_mask.cumsum(1) - 1).clamp(min=0)
-    out = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions, use_cache=True)
+    # only the last position's logits are needed: the LM head over the whole prompt would cost
+    # more than the prompt's layers for a small model with a large vocabulary
+    out = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions, use_cache=True,
+                logits_to_keep=1)
     return out.cache, out.logits[:, -1].float()
 
 
@@ -42,7 +45,7 @@ def continuation_logprobs(model, cache, last_logits: torch.Tensor, prompt_mask: 
 
     rows_cache = DynamicCache([(layer.keys[rows], layer.values[rows]) for layer in cache.layers])
     rows_mask = prompt_mask[rows]
-    positions = rows_mask.sum(1, keepdim=True) + torch.arange(ids.shape[1])
+    positions = rows_mask.sum(1, keepdim=True) + torch.arange(ids.shape[1], device=ids.device)
     logits = model(input_ids=ids, attention_mask=torch.cat([rows_mask, mask], 1), position_ids=positions,
                    cache=rows_cache, use_cache=True).logits.float()
     # token t of a continuation is predicted by its prompt's last position (t = 0) or by t - 1
