@@ -9,7 +9,7 @@ import torch
 
 from tetrad.core.errors import UserError
 from tetrad.llm.grpo import group_advantages, grpo_loss, grpo_token_losses, k3_kl
-from tetrad.llm.logprobs import token_logprobs
+from tetrad.llm.logprobs import packed_continuation_logprobs, token_logprobs
 from tetrad.llm.models import ModelSpec, char_tokenizer, load_policy, save_policy
 from tetrad.llm.sampling import Rollouts, SamplingParams, sample
 from tetrad.llm.update import PolicyUpdater, UpdateConfig, warmup_cosine
@@ -101,6 +101,32 @@ def test_logprobs_ignore_padding_and_match_a_manual_forward(policy):
     padded = token_logprobs(model, p2, m_p, r2, m_r)
     assert torch.allclose(padded[0, :resp.shape[1]], alone[0], atol=1e-5)
     assert (padded[0, resp.shape[1]:] == 0).all()
+
+
+def test_packed_continuations_score_as_if_each_followed_its_prompt_alone(policy):
+    model, tok = policy
+    prompts = [tok("12+3 =")["input_ids"], tok("7*8 = ")["input_ids"]]
+    continuations = [[tok("15")["input_ids"], tok("1")["input_ids"], tok("153")["input_ids"]],
+                     [tok("56")["input_ids"]]]
+    logp, mask = packed_continuation_logprobs(model, prompts, continuations, tok.pad_token_id)
+    flat = [(p, c) for p, conts in zip(prompts, continuations) for c in conts]
+    assert logp.shape[0] == len(flat) == 4
+    for row, (p, c) in enumerate(flat):
+        alone = token_logprobs(model, torch.tensor([p]), torch.ones(1, len(p), dtype=torch.long),
+                               torch.tensor([c]), torch.ones(1, len(c), dtype=torch.long))[0]
+        assert mask[row].sum() == len(c) and (logp[row, len(c):] == 0).all()
+        assert torch.allclose(logp[row, :len(c)], alone, atol=1e-5)
+    # the prompts' own next-token log-probs come from the same pass
+    *_, prompt_logp, prompt_mask = packed_continuation_logprobs(model, prompts, continuations, tok.pad_token_id,
+                                                                with_prompt=True)
+    for row, p in enumerate(prompts):
+        logits = model(torch.tensor([p])).logits[0, :-1]
+        manual = torch.log_softmax(logits, -1).gather(-1, torch.tensor(p[1:]).unsqueeze(-1)).squeeze(-1)
+        assert prompt_mask[row].sum() == len(p) - 1
+        assert torch.allclose(prompt_logp[row, :len(p) - 1], manual, atol=1e-5)
+    # gradients reach the prompt's tokens through the continuations
+    logp.sum().backward()
+    assert model.get_input_embeddings().weight.grad[prompts[0][0]].abs().sum() > 0
 
 
 def test_group_advantages_by_hand():

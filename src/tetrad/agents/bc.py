@@ -15,6 +15,10 @@ their summed response log-probs, so training maximises exactly the probability t
 policy gives the expert's choice. `token` is plain next-token loss on the response tokens (SFT),
 which spends most of its gradient on tokens the admissible list already fixes (`<action>`, the
 receptacle numbers) and, measured here, imitates the expert far more slowly (docs/results/agents.md).
+With `lm_weight > 0` the action loss gets an auxiliary next-token loss on the prompt's own tokens
+(from the same forward pass): the prompts repeat object and receptacle names between the task,
+the observation, the history and the admissible list, so predicting them rewards exactly the
+copying a from-scratch model needs in order to ground its action in the task.
 The action loss is our choice, not something SkillC specifies: the paper starts from an
 instruction-tuned 7B model that needs no behaviour cloning.
 
@@ -55,7 +59,7 @@ from tetrad.core.io import atomic_write_json
 from tetrad.core.progress import progress
 from tetrad.core.rundir import RunDir
 from tetrad.core.seeding import seed_everything
-from tetrad.llm.logprobs import continuation_logprobs, pad_sequences, prompt_cache, token_logprobs
+from tetrad.llm.logprobs import packed_continuation_logprobs, pad_sequences, token_logprobs
 from tetrad.llm.update import warmup_cosine
 
 # written beside the weights: the prompt settings an evaluation must use to see what training saw
@@ -69,6 +73,8 @@ class BCConfig(RunConfig):
     trajectories: str = ""  # expert JSONL (`tetrad agents expert-trajectories`); empty: play the expert
     max_expert_steps: int = 50
     loss: Literal["action", "token"] = "action"
+    # loss=action: weight of an auxiliary next-token loss on the prompt's own tokens (0: none)
+    lm_weight: float = 0.0
     skills: Literal["always", "never", "mixed"] = "always"
     skill_share: float = 0.5  # skills=mixed: share of episodes whose prompts carry the skills
     skills_dir: str = ""  # empty: the library shipped with tetrad
@@ -174,16 +180,15 @@ def token_nll(model, batch: list[EncodedExample], pad: int) -> torch.Tensor:
     return -logp.sum() / resp_mask.sum()
 
 
-def action_logprobs(model, batch: list[EncodedExample], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+def action_logprobs(model, batch: list[EncodedExample], pad: int, prompt_nll: bool = False):
     """log pi(expert action | prompt) under the scoring policy (softmax over each example's
     candidates of their summed response log-probs) [B], and whether its greedy choice is the
-    expert's [B]."""
+    expert's [B]; with `prompt_nll`, also the mean next-token NLL of the prompts' own tokens
+    (the auxiliary loss of `lm_weight`), from the same forward pass."""
     device = model.device
-    prompt_ids, prompt_mask = (t.to(device) for t in pad_sequences([e.prompt for e in batch], pad, left=True))
-    cache, last = prompt_cache(model, prompt_ids, prompt_mask)
-    rows = torch.tensor([i for i, e in enumerate(batch) for _ in e.candidates], device=device)
-    ids, mask = (t.to(device) for t in pad_sequences([c for e in batch for c in e.candidates], pad))
-    scores = continuation_logprobs(model, cache, last, prompt_mask, rows, ids, mask).sum(1)
+    packed = packed_continuation_logprobs(model, [e.prompt for e in batch], [e.candidates for e in batch], pad,
+                                          with_prompt=prompt_nll)
+    scores = packed[0].sum(1)
     # the candidates of each example as one row of a [B, most candidates] grid, -inf beyond its own,
     # so the per-example softmax is one batched call
     counts = torch.tensor([len(e.candidates) for e in batch], device=device)
@@ -191,7 +196,10 @@ def action_logprobs(model, batch: list[EncodedExample], pad: int) -> tuple[torch
     grid[torch.arange(grid.shape[1], device=device) < counts[:, None]] = scores
     targets = torch.tensor([e.target for e in batch], device=device)
     logps = torch.log_softmax(grid, 1).gather(1, targets[:, None]).squeeze(1)
-    return logps, (grid.argmax(1) == targets).cpu()
+    correct = (grid.argmax(1) == targets).cpu()
+    if prompt_nll:
+        return logps, correct, -packed[2].sum() / packed[3].sum()
+    return logps, correct
 
 
 def action_verb(action: str) -> str:
@@ -256,6 +264,8 @@ def train_bc(cfg: BCConfig) -> dict:
         raise UserError("steps, batch_size, checkpoint_every, log_every, eval_every and eval_examples must be at least 1")
     if not 0.0 <= cfg.skill_share <= 1.0:
         raise UserError(f"skill_share must be in [0, 1] (got {cfg.skill_share})")
+    if cfg.lm_weight < 0:
+        raise UserError(f"lm_weight must be at least 0 (got {cfg.lm_weight})")
     if not 0.0 <= cfg.holdout < 1.0:
         raise UserError(f"holdout must be in [0, 1) (got {cfg.holdout})")
     seed_everything(cfg.seed)
@@ -292,7 +302,13 @@ def train_bc(cfg: BCConfig) -> dict:
     loss_value, measured = float("nan"), {}
     for step in progress(range(start + 1, cfg.steps + 1), desc="bc"):
         batch = [encoded[i] for i in torch.randint(len(encoded), (cfg.batch_size,)).tolist()]
-        loss = token_nll(model, batch, pad) if cfg.loss == "token" else -action_logprobs(model, batch, pad)[0].mean()
+        if cfg.loss == "token":
+            loss = token_nll(model, batch, pad)
+        elif cfg.lm_weight > 0:
+            logps, _, prompt_loss = action_logprobs(model, batch, pad, prompt_nll=True)
+            loss = -logps.mean() + cfg.lm_weight * prompt_loss
+        else:
+            loss = -action_logprobs(model, batch, pad)[0].mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

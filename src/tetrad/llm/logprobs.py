@@ -63,3 +63,65 @@ def pad_sequences(sequences: list[list[int]], pad: int, left: bool = False) -> t
         ids[i, span] = torch.tensor(s, dtype=torch.long)
         mask[i, span] = 1
     return ids, mask
+
+
+def packed_continuation_logprobs(model, prompts: list[list[int]], continuations: list[list[list[int]]],
+                                 pad: int, with_prompt: bool = False):
+    """Per-token log-probs [C, W] (and mask) of every continuation of every prompt, continuation
+    lists flattened prompt by prompt, from one forward pass per batch with no KV copies.
+
+    Each row of the batch is a prompt followed by all of its continuations; a block mask lets a
+    continuation see its prompt and itself only, and its position ids restart where the prompt
+    ends, so each scores exactly as if it followed the prompt alone (what `continuation_logprobs`
+    computes from a shared cache, tested). Memory grows with prompt + continuations rather than
+    continuations x prompt, which is what makes the action loss affordable on long prompts. Only
+    the positions that predict a continuation token go through the LM head, so it assumes the
+    logits are `get_output_embeddings()` of the decoder's last hidden state (true of Llama-family
+    models, the tiny policy and SmolLM2 included).
+
+    `with_prompt=True` also returns the prompts' own next-token log-probs [B, P - 1] and mask
+    (token t + 1 given tokens 0..t, prompts right-padded), from the same pass.
+    """
+    device = model.device
+    rows = [p + [t for c in conts for t in c] for p, conts in zip(prompts, continuations)]
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    positions = torch.zeros((len(rows), width), dtype=torch.long)
+    block = torch.full((len(rows), width), -1, dtype=torch.long)  # 0: prompt, c + 1: continuation c, -1: padding
+    sources, targets, lengths = [], [], []  # flat (row, position) predicting each continuation token
+    for r, (prompt, conts) in enumerate(zip(prompts, continuations)):
+        p = len(prompt)
+        ids[r, :len(rows[r])] = torch.tensor(rows[r], dtype=torch.long)
+        positions[r, :p] = torch.arange(p)
+        block[r, :p] = 0
+        start = p
+        for c, cont in enumerate(conts):
+            span = slice(start, start + len(cont))
+            positions[r, span] = torch.arange(p, p + len(cont))
+            block[r, span] = c + 1
+            sources.append([r * width + (p - 1 if j == 0 else start + j - 1) for j in range(len(cont))])
+            targets.append(cont)
+            lengths.append(len(cont))
+            start += len(cont)
+    ids, positions, block = ids.to(device), positions.to(device), block.to(device)
+    causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
+    same_block = block[:, :, None] == block[:, None, :]
+    sees_prompt = (block[:, None, :] == 0) & (block[:, :, None] >= 0)
+    allowed = (same_block | sees_prompt) & causal  # padding sees itself only, so no row is empty
+    mask = torch.zeros(allowed.shape, dtype=model.dtype, device=device).masked_fill_(~allowed, torch.finfo(model.dtype).min)
+    hidden = model.get_decoder()(input_ids=ids, attention_mask=mask[:, None], position_ids=positions,
+                                 use_cache=False).last_hidden_state
+    head = model.get_output_embeddings()
+    cont_width = max(lengths)
+    src = torch.tensor([s + [0] * (cont_width - len(s)) for s in sources], device=device)
+    tgt = torch.tensor([t + [pad] * (cont_width - len(t)) for t in targets], device=device)
+    cont_mask = (torch.arange(cont_width)[None, :] < torch.tensor(lengths)[:, None]).to(device)
+    logits = head(hidden.reshape(-1, hidden.shape[-1])[src]).float()
+    logp = torch.log_softmax(logits, -1).gather(-1, tgt.unsqueeze(-1)).squeeze(-1) * cont_mask
+    if not with_prompt:
+        return logp, cont_mask.long()
+    p_width = max(map(len, prompts))
+    prompt_mask = ((block[:, 1:p_width] == 0) & (block[:, :p_width - 1] == 0))
+    prompt_logits = head(hidden[:, :p_width - 1]).float()
+    prompt_logp = torch.log_softmax(prompt_logits, -1).gather(-1, ids[:, 1:p_width].unsqueeze(-1)).squeeze(-1)
+    return logp, cont_mask.long(), prompt_logp * prompt_mask, prompt_mask.long()
