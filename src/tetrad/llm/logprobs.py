@@ -107,7 +107,7 @@ def packed_continuation_logprobs(model, prompts: list[list[int]], continuations:
     causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
     same_block = block[:, :, None] == block[:, None, :]
     sees_prompt = (block[:, None, :] == 0) & (block[:, :, None] >= 0)
-    allowed = (same_block | sees_prompt) & causal  # padding sees itself only, so no row is empty
+    allowed = (same_block | sees_prompt) & causal  # padding sees padding, so no row is empty
     mask = torch.zeros(allowed.shape, dtype=model.dtype, device=device).masked_fill_(~allowed, torch.finfo(model.dtype).min)
     hidden = model.get_decoder()(input_ids=ids, attention_mask=mask[:, None], position_ids=positions,
                                  use_cache=False).last_hidden_state
