@@ -1,4 +1,5 @@
 import json
+import math
 import shutil
 
 import pytest
@@ -173,6 +174,19 @@ def test_trained_policy_plays_and_its_turns_carry_old_log_probs(expert_jsonl, tm
     turns = [json.loads(line) for line in (tmp_path / "agents/own-window/episodes.jsonl").read_text().splitlines()][0]["turns"]
     assert "the most recent 3 observations" in turns[-1]["prompt"]
     assert evaluate(EvalConfig(name="set-window", history_length=1, **common))["history_length"] == 1
+
+
+def test_lm_weight_adds_the_prompts_next_token_loss(expert_jsonl, tmp_path):
+    _, path = expert_jsonl
+    common = dict(root=str(tmp_path), trajectories=str(path), hidden=32, layers=1, heads=2, steps=1, batch_size=2,
+                  eval_examples=4)
+    plain = train_bc(BCConfig(name="plain", **common))["final_loss"]
+    with_lm = train_bc(BCConfig(name="lm", lm_weight=1.0, **common))["final_loss"]
+    # an untrained model's prompt NLL is about log(vocabulary size), added on top of the same action loss
+    vocab = json.loads((tmp_path / "agents/lm/summary.json").read_text())["vocab_size"]
+    assert with_lm - plain == pytest.approx(math.log(vocab), rel=0.3)
+    with pytest.raises(UserError, match="lm_weight must be at least 0"):
+        train_bc(BCConfig(name="bad", lm_weight=-1.0, **common))
 
 
 def test_bc_device_is_cuda_when_there_is_one_and_named_devices_are_checked():
