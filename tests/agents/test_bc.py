@@ -180,11 +180,14 @@ def test_lm_weight_adds_the_prompts_next_token_loss(expert_jsonl, tmp_path):
     _, path = expert_jsonl
     common = dict(root=str(tmp_path), trajectories=str(path), hidden=32, layers=1, heads=2, steps=1, batch_size=2,
                   eval_examples=4)
+    # one step from the same initialisation on the same batch: the same action loss, plus
+    # lm_weight times the prompt's NLL, which for an untrained model is about log(vocabulary size)
     plain = train_bc(BCConfig(name="plain", **common))["final_loss"]
-    with_lm = train_bc(BCConfig(name="lm", lm_weight=1.0, **common))["final_loss"]
-    # an untrained model's prompt NLL is about log(vocabulary size), added on top of the same action loss
-    vocab = json.loads((tmp_path / "agents/lm/summary.json").read_text())["vocab_size"]
-    assert with_lm - plain == pytest.approx(math.log(vocab), rel=0.3)
+    once = train_bc(BCConfig(name="lm1", lm_weight=1.0, **common))["final_loss"] - plain
+    twice = train_bc(BCConfig(name="lm2", lm_weight=2.0, **common))["final_loss"] - plain
+    assert twice == pytest.approx(2 * once, rel=1e-4)
+    vocab = json.loads((tmp_path / "agents/lm1/summary.json").read_text())["vocab_size"]
+    assert once == pytest.approx(math.log(vocab), rel=0.3)
     with pytest.raises(UserError, match="lm_weight must be at least 0"):
         train_bc(BCConfig(name="bad", lm_weight=-1.0, **common))
 

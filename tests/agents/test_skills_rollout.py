@@ -98,6 +98,10 @@ def test_expert_rollout_over_the_pool_solves_every_type(alfworld_games, library)
         assert summary[label]["success"] == 1.0 and summary[label]["invalid_rate"] == 0.0
         assert summary[label]["env_seconds_per_step"] > 0 and summary[label]["model_seconds_per_step"] >= 0
     assert set(summary["skills_on"]["success_per_type"]) | set(summary["skills_off"]["success_per_type"]) == set(TASK_TYPES)
+    turns = [t for e in eps if e.skills for t in e.turns]
+    share = summary["skills_on"]["action_share"]
+    assert share["go"] == pytest.approx(sum(t.action.startswith("go to ") for t in turns) / len(turns))
+    assert sum(share.values()) == pytest.approx(1.0) and "take" in share
     on = [e for e in eps if e.skills]
     assert all("Skills that help" in t.prompt for e in on for t in e.turns)
     assert all("Skills that help" not in t.prompt for e in eps if not e.skills for t in e.turns)

@@ -105,7 +105,7 @@ def test_logprobs_ignore_padding_and_match_a_manual_forward(policy):
 
 def test_packed_continuations_score_as_if_each_followed_its_prompt_alone(policy):
     model, tok = policy
-    prompts = [tok("12+3 =")["input_ids"], tok("7*8 = ")["input_ids"]]
+    prompts = [tok("12+3 =")["input_ids"], tok("7*8=")["input_ids"]]  # of different lengths
     continuations = [[tok("15")["input_ids"], tok("1")["input_ids"], tok("153")["input_ids"]],
                      [tok("56")["input_ids"]]]
     logp, mask = packed_continuation_logprobs(model, prompts, continuations, tok.pad_token_id)

@@ -53,6 +53,7 @@ from typing import Literal
 import torch
 
 from tetrad.agents.llm_policy import action_response, candidate_actions
+from tetrad.agents.rollout import command_word
 from tetrad.core.config import RunConfig
 from tetrad.core.errors import UserError
 from tetrad.core.io import atomic_write_json
@@ -202,11 +203,6 @@ def action_logprobs(model, batch: list[EncodedExample], pad: int, prompt_nll: bo
     return logps, correct
 
 
-def action_verb(action: str) -> str:
-    """The command word of an ALFWorld action ("go", "take", "move", "heat", "look", ...)."""
-    return action.split(" ", 1)[0]
-
-
 @torch.no_grad()
 def action_accuracy(model, examples: list[EncodedExample], pad: int, batch_size: int,
                     by_verb: bool = False) -> dict:
@@ -223,7 +219,7 @@ def action_accuracy(model, examples: list[EncodedExample], pad: int, batch_size:
     ok = torch.cat(correct).float()
     out = {"accuracy": float(ok.mean()), "nll": float(-torch.cat(logps).mean())}
     if by_verb:
-        verbs = [action_verb(e.action) for e in examples]
+        verbs = [command_word(e.action) for e in examples]
         out["accuracy_by_verb"] = {v: float(ok[[i for i, w in enumerate(verbs) if w == v]].mean())
                                    for v in sorted(set(verbs))}
     return out

@@ -26,6 +26,7 @@ from __future__ import annotations
 import random
 import re
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Protocol
 
@@ -262,8 +263,15 @@ class RandomPolicy:
         return out
 
 
+def command_word(action: str | None) -> str:
+    """The command of an action: its first word, or what precedes `[` ("go", "take", "search",
+    "click"); "(none)" for a response without an action."""
+    return re.split(r"[\s\[]", action, maxsplit=1)[0] if action else "(none)"
+
+
 def summarize(episodes: list[Episode]) -> dict[str, Any]:
-    """Success per task type, with and without skills; score; invalid rate; seconds per step."""
+    """Success per task type, with and without skills; score; invalid rate; seconds per step; the
+    share of turns per command word (where a policy's steps go: a looping policy shows up here)."""
     out: dict[str, Any] = {}
     for flag, label in ((True, "skills_on"), (False, "skills_off")):
         eps = [e for e in episodes if e.skills == flag]
@@ -280,5 +288,7 @@ def summarize(episodes: list[Episode]) -> dict[str, Any]:
             "success_per_type": per_type, "invalid_rate": sum(not t.valid for t in turns) / max(len(turns), 1),
             "steps_per_episode": len(turns) / len(eps), "crashed": sum(e.crashed for e in eps),
             "env_seconds_per_step": sum(t.env_seconds for t in turns) / max(len(turns), 1),
-            "model_seconds_per_step": sum(t.model_seconds for t in turns) / max(len(turns), 1)}
+            "model_seconds_per_step": sum(t.model_seconds for t in turns) / max(len(turns), 1),
+            "action_share": {w: n / len(turns) for w, n in
+                             Counter(command_word(t.action) for t in turns).most_common()} if turns else {}}
     return out
