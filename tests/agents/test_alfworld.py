@@ -136,3 +136,27 @@ def test_game_files_fill_the_instruction_template():
     for clause in ("(heatable ?o)", f"(objectType ?o {spec.object_target}Type)",
                    f"(receptacleType ?r {spec.parent_target}Type)", "(isHot ?o)", "(inReceptacle ?o ?r)"):
         assert clause in goal, clause
+
+
+def test_an_expert_that_gives_up_leaves_the_action_taken_once(alfworld_games):
+    _, folders, _ = alfworld_games
+    env = AlfworldEnv(folders, max_steps=50, expert=True)
+    for game in range(len(folders)):
+        obs, info = env.reset(game=game, seed=0)
+        closed = None
+        for go in [c for c in info["admissible_commands"] if c.startswith("go to ")]:
+            obs, _, _, info = env.step(go)
+            if "is closed" in obs:
+                closed = go.removeprefix("go to ")
+                break
+        if closed:
+            break
+    assert closed, "no game with a closed receptacle"
+    # the expert wrapper raises on its next action (as when a policy leads it past its plan)
+    expert = env._env._handcoded_expert.policy
+    expert.max_steps = expert.steps
+    obs, reward, done, info = env.step(f"open {closed}")
+    assert obs.startswith(f"You open the {closed}")  # taken once: a second "open" would be "Nothing happens."
+    assert info["expert_action"] is None and reward == 0.0 and not done
+    obs, _, _, info = env.step(f"close {closed}")  # the episode goes on without the expert
+    assert obs == f"You close the {closed}." and info["expert_action"] is None

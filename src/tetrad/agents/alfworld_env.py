@@ -150,16 +150,19 @@ class AlfworldEnv:
     def step(self, action: str) -> tuple[str, float, bool, dict]:
         if self._state is None:
             raise RuntimeError("step() before reset()")
-        from alfworld.agents.expert import HandCodedAgentTimeout
+        from alfworld.agents.expert import HandCodedAgentFailed, HandCodedAgentTimeout
 
         with self._own_random():
             try:
                 self._state, score, _ = self._env.step(action)
-            except Exception as e:  # the expert wrapper raises once it has run out of steps
-                if not isinstance(e, HandCodedAgentTimeout) and str(e) != "Timeout":
+            except Exception as e:
+                # the expert wrapper raises when the expert runs out of steps or plan (a policy
+                # can lead it there), after the engine has taken the action: keep that state
+                if not isinstance(e, (HandCodedAgentTimeout, HandCodedAgentFailed)) and str(e) != "Timeout":
                     raise
                 self._expert_alive = False
-                self._state, score, _ = self._env._wrapped_env.step(action)
+                self._state = self._env.state
+                score = self._state["score"]
         self.steps += 1
         info = self._info()
         done = info["won"] or self.steps >= self.max_steps
