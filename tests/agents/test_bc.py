@@ -5,13 +5,13 @@ import shutil
 import pytest
 import torch
 
-from tetrad.agents.alfworld_env import AlfworldEnv, export_expert_trajectories
-from tetrad.agents.bc import (BCConfig, action_accuracy, action_logprobs, bc_examples, bc_model_dir,
-                              encode_examples, load_trajectories, read_policy_file, resolve_device,
-                              split_episodes, train_bc)
+from tetrad.agents.alfworld_env import AlfworldEnv, export_expert_trajectories, run_expert
+from tetrad.agents.bc import (BCConfig, ExpertLabelled, action_accuracy, action_logprobs, bc_examples,
+                              bc_model_dir, encode_examples, load_trajectories, read_policy_file,
+                              resolve_device, split_episodes, train_bc)
 from tetrad.agents.evaluate import EvalConfig, evaluate
 from tetrad.agents.llm_policy import ActionScoringPolicy, action_response
-from tetrad.agents.rollout import LocalEnvs, build_prompt, parse_action, rollout, turn_samples
+from tetrad.agents.rollout import LocalEnvs, RandomPolicy, build_prompt, parse_action, rollout, turn_samples
 from tetrad.agents.skills import SkillLibrary
 from tetrad.core.errors import UserError
 from tetrad.core.seeding import seed_everything
@@ -190,6 +190,57 @@ def test_lm_weight_adds_the_prompts_next_token_loss(expert_jsonl, tmp_path):
     assert once == pytest.approx(math.log(vocab), rel=0.3)
     with pytest.raises(UserError, match="lm_weight must be at least 0"):
         train_bc(BCConfig(name="bad", lm_weight=-1.0, **common))
+
+
+def test_expert_labels_the_states_the_policy_reaches(alfworld_games):
+    _, folders, _ = alfworld_games
+    envs = LocalEnvs([AlfworldEnv(folders[:2], max_steps=50, expert=True)])
+    library = SkillLibrary.load()
+    # beta=1 executes every label: the episode is the expert's own, label for label
+    labelled = ExpertLabelled(RandomPolicy(0), beta=1.0)
+    [ep] = rollout(envs, labelled, [{"game": 0, "seed": 4}], "alfworld", False, library, max_steps=50)
+    expert = run_expert(AlfworldEnv(folders[:2], max_steps=50, expert=True), 0, seed=4)
+    assert ep.won and [ex.action for ex in labelled.examples] == [s["action"] for s in expert["steps"]]
+    assert [ex.prompt for ex in labelled.examples] == [t.prompt for t in ep.turns]
+    # beta=0: the random policy acts, the expert labels the states it leads to from its own memory
+    labelled = ExpertLabelled(RandomPolicy(1), beta=0.0)
+    [ep] = rollout(envs, labelled, [{"game": 1, "seed": 4}], "alfworld", False, library, max_steps=12)
+    taken = [t.action for t in ep.turns]
+    labels = [ex.action for ex in labelled.examples]
+    assert len(labels) == 12 and taken != labels
+    assert labelled.agreed == sum(a == b for a, b in zip(taken, labels))
+    assert all(ex.action in ex.candidates for ex in labelled.examples)
+    assert labels[0] == "look" and any(a.startswith("go to ") for a in labels[1:])
+
+
+def test_dagger_rounds_add_labelled_policy_states_and_resume_bit_exactly(expert_jsonl, tmp_path):
+    _, path = expert_jsonl
+    common = dict(root=str(tmp_path), trajectories=str(path), hidden=32, layers=1, heads=2, steps=2, batch_size=2,
+                  checkpoint_every=2, log_every=1, eval_every=2, eval_examples=4, holdout=0.0, max_expert_steps=5,
+                  dagger_rounds=2, dagger_games=2, dagger_steps=2, dagger_envs=2)
+    full = train_bc(BCConfig(name="full", **common))
+    assert full["steps"] == 6 and [d["round"] for d in full["dagger"]] == [0, 1]
+    assert all(d["episodes"] == 2 and d["examples"] == 10 and 0 <= d["agreement"] <= 1 for d in full["dagger"])
+    records = [json.loads(line) for line in (tmp_path / "agents/full/metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "dagger_success" in r] == [3, 5]  # trained on from the next step
+    rounds = {r: json.loads((tmp_path / f"agents/full/dagger/round_{r}.json").read_text()) for r in (0, 1)}
+    assert all(len(rounds[r]["examples"]) == 10 for r in rounds)
+    # interrupted after step 4, before round 1's file was written: resuming re-plays it identically
+    shutil.copytree(tmp_path / "agents/full", tmp_path / "agents/cut")
+    for stale in ("checkpoints/step_000000006.pt", "summary.json", "dagger/round_1.json"):
+        (tmp_path / "agents/cut" / stale).unlink()
+    resumed = train_bc(BCConfig(name="cut", resume=True, **common))
+    assert resumed["final_loss"] == full["final_loss"]
+    assert json.loads((tmp_path / "agents/cut/dagger/round_1.json").read_text()) == rounds[1]
+    # more rounds on top of a finished policy, which must keep its history window
+    more = train_bc(BCConfig(name="more", init=str(tmp_path / "agents/full"), **{**common, "steps": 0, "dagger_rounds": 1}))
+    assert more["steps"] == 2 and more["vocab_size"] == full["vocab_size"] and more["dagger"][0]["examples"] == 10
+    with pytest.raises(UserError, match="trained with history_length=2, not 3"):
+        train_bc(BCConfig(name="other", init=str(tmp_path / "agents/full"), history_length=3, **common))
+    with pytest.raises(UserError, match="dagger_beta must be in"):
+        train_bc(BCConfig(name="bad", dagger_beta=2.0, **common))
+    with pytest.raises(UserError, match="at least one step"):
+        train_bc(BCConfig(name="none", **{**common, "steps": 0, "dagger_rounds": 0}))
 
 
 def test_bc_device_is_cuda_when_there_is_one_and_named_devices_are_checked():

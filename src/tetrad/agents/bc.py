@@ -22,6 +22,28 @@ copying a from-scratch model needs in order to ground its action in the task.
 The action loss is our choice, not something SkillC specifies: the paper starts from an
 instruction-tuned 7B model that needs no behaviour cloning.
 
+DAgger (Ross et al., 2011; `dagger_rounds > 0`). Expert data only shows the states the expert
+visits, and a policy that strays (the measured failure: opening and closing the same receptacle
+until the step limit) never saw what to do there. After the `steps` on the expert's data, each
+round plays the current policy (sampling at `dagger_temperature`, the way RL will roll it out)
+on `dagger_games` of the training episodes' games, with the handcoded expert following along,
+which tracks the game from the actions actually taken and so labels every state the policy
+reaches with what it would do there. With probability `dagger_beta` a turn executes the
+expert's action instead (DAgger's mixture; 0, pure policy roll-in, is the paper's practical
+choice after its first, expert-only round, which here is the expert data). The labelled states
+join the training set (aggregated over rounds) and training goes on for `dagger_steps`. One
+learning-rate schedule spans all `steps + dagger_rounds * dagger_steps` steps. Each round's
+states, labels and the roll-in's win rate are written to `dagger/round_<r>.json`, so a resumed
+run reuses them; the metrics log `dagger_success` (the sampled policy's win rate on its own
+training games, the number DAgger should raise) and `dagger_agreement` (the share of turns in
+which the policy did what the expert would have done). The expert's label can be noise: it
+answers "look" when its own choice is not admissible and draws a random command when its
+choice repeats the last action, as it does when it plays alone.
+
+`init=<a BC run or model folder>` starts from that policy (weights and vocabulary) instead of a
+fresh model, e.g. to run DAgger rounds (`steps=0`) on top of a finished behaviour-cloning run;
+`history_length` must be the one it trained with.
+
 `holdout` of the expert episodes (whole episodes, seeded) are kept out of training; every
 `eval_every` steps the recipe logs the action accuracy (the policy's greedy choice equals the
 expert's) and action NLL on up to `eval_examples` held-out steps and as many training steps.
@@ -96,6 +118,13 @@ class BCConfig(RunConfig):
     checkpoint_every: int = 50
     log_every: int = 10
     device: str = "auto"  # auto: cuda when available, else cpu; or any torch device ("cuda:1")
+    init: str = ""  # a BC run directory or model folder to start from; empty: a fresh model
+    dagger_rounds: int = 0  # rounds of policy roll-in labelled by the expert, after `steps`
+    dagger_games: int = 48  # training games played per round
+    dagger_steps: int = 300  # training steps after each round
+    dagger_beta: float = 0.0  # per turn, the chance the expert's action is executed instead
+    dagger_temperature: float = 1.0  # the policy's sampling temperature during roll-in
+    dagger_envs: int = 8  # games played side by side (in this process)
 
 
 def load_trajectories(path: str | Path) -> list[dict]:
@@ -225,6 +254,69 @@ def action_accuracy(model, examples: list[EncodedExample], pad: int, batch_size:
     return out
 
 
+class ExpertLabelled:
+    """A rollout policy that plays `policy` and keeps, for every prompt, the expert's action
+    (`info["expert_action"]`, from environments built with `expert=True`) as a BC example; with
+    probability `beta` it executes the expert's action instead of the policy's."""
+
+    def __init__(self, policy, beta: float = 0.0, seed: int = 0):
+        self.policy, self.beta = policy, beta
+        self.rng = random.Random(seed)
+        self.examples: list[BCExample] = []
+        self.agreed = 0
+
+    def act(self, prompts: list[str], infos: list[dict]) -> list[str]:
+        from tetrad.agents.rollout import parse_action
+
+        responses = self.policy.act(prompts, infos)
+        for i, (prompt, info) in enumerate(zip(prompts, infos)):
+            expert = info.get("expert_action")
+            candidates = candidate_actions(info)
+            if expert not in candidates:  # the expert has given up (None) on this episode
+                continue
+            self.examples.append(BCExample(prompt, expert, candidates))
+            self.agreed += parse_action(responses[i]) == expert
+            if self.rng.random() < self.beta:
+                responses[i] = action_response(expert)
+        return responses
+
+
+def dagger_round(model, tok, games: list[str], skill_flags: list[bool], library, cfg: BCConfig,
+                 round_index: int) -> dict:
+    """Play the policy on `games` with the expert labelling each state: the labelled examples
+    and the roll-in's win rate and agreement with the expert."""
+    from tetrad.agents.alfworld_env import AlfworldEnv
+    from tetrad.agents.llm_policy import ActionScoringPolicy
+    from tetrad.agents.rollout import LocalEnvs, rollout
+
+    seed = cfg.seed + 1000 * (round_index + 1)
+    policy = ExpertLabelled(ActionScoringPolicy(model, tok, temperature=cfg.dagger_temperature, seed=seed),
+                            cfg.dagger_beta, seed)
+    envs = LocalEnvs([AlfworldEnv(games, max_steps=cfg.max_expert_steps, expert=True)
+                      for _ in range(min(cfg.dagger_envs, len(games)))])
+    tasks = [{"game": game, "seed": seed + i} for i, game in enumerate(games)]
+    episodes = rollout(envs, policy, tasks, "alfworld", skill_flags, library, max_steps=cfg.max_expert_steps,
+                       history_length=cfg.history_length, invalid_penalty=0.0)
+    return {"round": round_index, "episodes": len(episodes), "success": sum(e.won for e in episodes) / len(episodes),
+            "agreement": policy.agreed / max(len(policy.examples), 1),
+            "examples": [{"prompt": ex.prompt, "action": ex.action, "candidates": ex.candidates}
+                         for ex in policy.examples]}
+
+
+def _dagger_games(train_eps: list[tuple[dict, bool]], cfg: BCConfig, round_index: int) -> tuple[list[str], list[bool]]:
+    """Round r's games: the next `dagger_games` of the training episodes' games, in a seeded
+    order (cycling), each with its episode's skills flag."""
+    flags: dict[str, bool] = {}
+    for ep, flag in train_eps:
+        if "game" not in ep:
+            raise UserError("DAgger replays the expert episodes' games, but an episode names no 'game' folder")
+        flags.setdefault(ep["game"], flag)
+    order = sorted(flags)
+    random.Random(cfg.seed).shuffle(order)
+    games = [order[(round_index * cfg.dagger_games + i) % len(order)] for i in range(min(cfg.dagger_games, len(order)))]
+    return games, [flags[g] for g in games]
+
+
 def _expert_episodes(cfg: BCConfig, run_path: Path) -> list[dict]:
     from tetrad.agents.alfworld_env import export_expert_trajectories, find_games
     from tetrad.agents.alfworld_games import make_games
@@ -253,11 +345,20 @@ def split_episodes(episodes: list, holdout: float, seed: int) -> tuple[list, lis
 
 def train_bc(cfg: BCConfig) -> dict:
     from tetrad.agents.skills import SkillLibrary
-    from tetrad.llm.models import save_policy, tiny_llama
+    from tetrad.llm.models import ModelSpec, load_policy, save_policy, tiny_llama
     from tetrad.llm.tokenizers import word_tokenizer
 
-    if min(cfg.steps, cfg.batch_size, cfg.checkpoint_every, cfg.log_every, cfg.eval_every, cfg.eval_examples) < 1:
-        raise UserError("steps, batch_size, checkpoint_every, log_every, eval_every and eval_examples must be at least 1")
+    if min(cfg.batch_size, cfg.checkpoint_every, cfg.log_every, cfg.eval_every, cfg.eval_examples, cfg.dagger_games,
+           cfg.dagger_steps, cfg.dagger_envs) < 1:
+        raise UserError("batch_size, checkpoint_every, log_every, eval_every, eval_examples, dagger_games, "
+                        "dagger_steps and dagger_envs must be at least 1")
+    total_steps = cfg.steps + cfg.dagger_rounds * cfg.dagger_steps
+    if min(cfg.steps, cfg.dagger_rounds) < 0 or total_steps < 1:
+        raise UserError(f"steps and dagger_rounds must be at least 0 and train for at least one step "
+                        f"(got steps={cfg.steps}, dagger_rounds={cfg.dagger_rounds})")
+    if not 0.0 <= cfg.dagger_beta <= 1.0 or cfg.dagger_temperature < 0:
+        raise UserError(f"dagger_beta must be in [0, 1] and dagger_temperature at least 0 "
+                        f"(got {cfg.dagger_beta}, {cfg.dagger_temperature})")
     if not 0.0 <= cfg.skill_share <= 1.0:
         raise UserError(f"skill_share must be in [0, 1] (got {cfg.skill_share})")
     if cfg.lm_weight < 0:
@@ -274,20 +375,54 @@ def train_bc(cfg: BCConfig) -> dict:
     train_eps, held_eps = split_episodes(list(zip(episodes, flags)), cfg.holdout, cfg.seed)
     examples = bc_examples([e for e, _ in train_eps], [f for _, f in train_eps], library, cfg.history_length)
     held = bc_examples([e for e, _ in held_eps], [f for _, f in held_eps], library, cfg.history_length)
-    # the vocabulary comes from the training episodes only, as it would for a new game
-    tok = word_tokenizer([t for ex in examples for t in (ex.prompt, ex.response)], cfg.min_word_frequency)
+    if cfg.init:
+        init_dir = bc_model_dir(cfg.init)
+        trained_with = read_policy_file(init_dir).get("history_length", cfg.history_length)
+        if trained_with != cfg.history_length:
+            raise UserError(f"init={cfg.init} was trained with history_length={trained_with}, "
+                            f"not {cfg.history_length}: set history_length={trained_with}")
+        model, tok = load_policy(ModelSpec(kind="hf", path=str(init_dir)))
+        max_positions = model.config.max_position_embeddings
+    else:
+        # the vocabulary comes from the training episodes only, as it would for a new game
+        tok = word_tokenizer([t for ex in examples for t in (ex.prompt, ex.response)], cfg.min_word_frequency)
+        max_positions = cfg.max_positions
+        model = tiny_llama(tok, cfg.hidden, cfg.layers, cfg.heads, max_positions)
     encoded, held_encoded = encode_examples(examples, tok), encode_examples(held, tok)
     longest = max(len(e.prompt) + max(map(len, e.candidates)) for e in encoded + held_encoded)
-    if longest > cfg.max_positions:
-        raise UserError(f"the longest example has {longest} tokens: raise max_positions (now {cfg.max_positions})")
+    if longest > max_positions:
+        raise UserError(f"the longest example has {longest} tokens: raise max_positions (now {max_positions})")
     probe_rng = random.Random(cfg.seed + 1)
     probes = {"train": probe_rng.sample(encoded, min(cfg.eval_examples, len(encoded))),
               "heldout": probe_rng.sample(held_encoded, min(cfg.eval_examples, len(held_encoded)))}
-    model = tiny_llama(tok, cfg.hidden, cfg.layers, cfg.heads, cfg.max_positions).to(resolve_device(cfg.device))
+    model = model.to(resolve_device(cfg.device))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(cfg.steps, cfg.warmup_ratio, 0.05))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(total_steps, cfg.warmup_ratio, 0.05))
     start = run.restore(cfg.resume, model=model, optimizer=opt, scheduler=sched)["step"]
     pad = tok.pad_token_id
+    # DAgger: round r's states are gathered after step rounds_at[r] and trained on from then on
+    rounds_at = [cfg.steps + r * cfg.dagger_steps for r in range(cfg.dagger_rounds)]
+    dagger_stats: list[dict] = []
+    dagger_seconds = 0.0
+
+    def dagger(r: int) -> dict:
+        nonlocal dagger_seconds
+        path = run.path / "dagger" / f"round_{r}.json"
+        if path.is_file():  # a resumed run replays the states it trained on
+            data = json.loads(path.read_text())
+        else:
+            t = time.perf_counter()
+            data = dagger_round(model, tok, *_dagger_games(train_eps, cfg, r), library, cfg, r)
+            dagger_seconds += time.perf_counter() - t
+            atomic_write_json(path, data)
+        encoded.extend(encode_examples([BCExample(**e) for e in data["examples"]], tok))
+        stats = {**{k: v for k, v in data.items() if k != "examples"}, "examples": len(data["examples"])}
+        dagger_stats.append(stats)
+        return stats
+
+    for r, at in enumerate(rounds_at):
+        if at < start:
+            dagger(r)
 
     def evaluate(by_verb: bool = False) -> dict:
         return {f"{split}_action_{k}": v for split, probe in probes.items() if probe
@@ -296,7 +431,11 @@ def train_bc(cfg: BCConfig) -> dict:
     model.train()
     t0 = time.perf_counter()
     loss_value, measured = float("nan"), {}
-    for step in progress(range(start + 1, cfg.steps + 1), desc="bc"):
+    for step in progress(range(start + 1, total_steps + 1), desc="bc"):
+        record = {}
+        if step - 1 in rounds_at:
+            stats = dagger(rounds_at.index(step - 1))
+            record = {f"dagger_{k}": v for k, v in stats.items() if k != "episodes"}
         batch = [encoded[i] for i in torch.randint(len(encoded), (cfg.batch_size,)).tolist()]
         if cfg.loss == "token":
             loss = token_nll(model, batch, pad)
@@ -311,15 +450,14 @@ def train_bc(cfg: BCConfig) -> dict:
         opt.step()
         sched.step()
         loss_value = float(loss.detach())
-        record = {}
-        if step == 1 or step % cfg.log_every == 0 or step == cfg.steps:
-            record = {"loss": loss_value, "lr": sched.get_last_lr()[0]}
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            measured = evaluate(by_verb=step == cfg.steps)
+        if step == 1 or step % cfg.log_every == 0 or step == total_steps:
+            record.update({"loss": loss_value, "lr": sched.get_last_lr()[0]})
+        if step % cfg.eval_every == 0 or step == total_steps:
+            measured = evaluate(by_verb=step == total_steps)
             record.update({k: v for k, v in measured.items() if not isinstance(v, dict)})
         if record:
             run.log(step, record)
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+        if step % cfg.checkpoint_every == 0 or step == total_steps:
             run.checkpointer.save(step, model=model, optimizer=opt, scheduler=sched)
     seconds = time.perf_counter() - t0
     save_policy(model, tok, run.path / "model")
@@ -333,8 +471,9 @@ def train_bc(cfg: BCConfig) -> dict:
         "parameters": sum(p.numel() for p in model.parameters()), "longest_example_tokens": longest,
         "mean_prompt_tokens": sum(len(e.prompt) for e in encoded) / len(encoded),
         "mean_candidates": sum(len(e.candidates) for e in encoded) / len(encoded),
-        "train_seconds_this_session": seconds,
-        "seconds_per_step": seconds / max(cfg.steps - start, 1),
+        "train_seconds_this_session": seconds, "dagger_seconds_this_session": dagger_seconds,
+        "seconds_per_step": (seconds - dagger_seconds) / max(total_steps - start, 1), "steps": total_steps,
+        "dagger": dagger_stats,
         "episodes_per_type": {t: sum(e["task_type"] == t for e in episodes)
                               for t in sorted({e["task_type"] for e in episodes})},
     }

@@ -111,15 +111,16 @@ class ActionScoringPolicy:
         cache is shared by batches of `candidate_batch` responses)."""
         was_training = self.model.training
         self.model.eval()
-        prompt_ids = torch.tensor([self.encode_prompt(prompt)])
+        device = self.model.device
+        prompt_ids = torch.tensor([self.encode_prompt(prompt)], device=device)
         prompt_mask = torch.ones_like(prompt_ids)
         cache, last = prompt_cache(self.model, prompt_ids, prompt_mask)
         result: list[list[float]] = []
         for start in range(0, len(responses), self.candidate_batch):
             chunk = [self.encode_response(r) for r in responses[start:start + self.candidate_batch]]
-            ids, mask = pad_sequences(chunk, self.tokenizer.pad_token_id)
-            logp = continuation_logprobs(self.model, cache, last, prompt_mask, torch.zeros(len(chunk), dtype=torch.long),
-                                         ids, mask)
+            ids, mask = (t.to(device) for t in pad_sequences(chunk, self.tokenizer.pad_token_id))
+            logp = continuation_logprobs(self.model, cache, last, prompt_mask,
+                                         torch.zeros(len(chunk), dtype=torch.long, device=device), ids, mask)
             result += [logp[i, :len(r)].tolist() for i, r in enumerate(chunk)]
         self.model.train(was_training)
         return result
