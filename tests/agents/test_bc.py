@@ -117,6 +117,17 @@ def test_action_loss_is_the_scoring_policys_log_likelihood_of_the_expert_action(
     assert sum(by_verb[v] * verbs.count(v) for v in by_verb) / len(verbs) == pytest.approx(after["accuracy"])
 
 
+def test_bc_encodes_prompts_as_the_scoring_policy_does_also_with_a_chat_template(expert_jsonl):
+    _, path = expert_jsonl
+    examples = bc_examples(load_trajectories(path), [True, False], SkillLibrary.load(), history_length=2)[:3]
+    tok = word_tokenizer([t for ex in examples for t in (ex.prompt, ex.response)] + ["user :"])
+    tok.chat_template = "{% for m in messages %}<s> user : {{ m['content'] }}</s>{% endfor %}"
+    policy = ActionScoringPolicy(tiny_llama(tok, 32, 1, 2, 4096), tok)
+    for ex, enc in zip(examples, encode_examples(examples, tok)):
+        assert enc.prompt == policy.encode_prompt(ex.prompt) and enc.prompt[0] == tok.bos_token_id
+        assert enc.candidates == [policy.encode_response(action_response(c)) for c in ex.candidates]
+
+
 def test_held_out_episodes_are_whole_seeded_and_never_all():
     episodes = list(range(10))
     train, held = split_episodes(episodes, 0.2, seed=3)

@@ -74,7 +74,7 @@ from typing import Literal
 
 import torch
 
-from tetrad.agents.llm_policy import action_response, candidate_actions
+from tetrad.agents.llm_policy import action_response, candidate_actions, encode_prompt, encode_response
 from tetrad.agents.rollout import command_word
 from tetrad.core.config import RunConfig
 from tetrad.core.errors import UserError
@@ -189,14 +189,15 @@ class EncodedExample:
 
 
 def encode_examples(examples: list[BCExample], tok) -> list[EncodedExample]:
+    """Token ids as `ActionScoringPolicy` (chat=True, as the evaluation runs it) encodes them."""
     responses: dict[str, list[int]] = {}
 
     def response_ids(action: str) -> list[int]:
         if action not in responses:
-            responses[action] = tok(action_response(action))["input_ids"]
+            responses[action] = encode_response(tok, action_response(action))
         return responses[action]
 
-    return [EncodedExample(ex.action, tok(ex.prompt)["input_ids"], response_ids(ex.action),
+    return [EncodedExample(ex.action, encode_prompt(tok, ex.prompt), response_ids(ex.action),
                            [response_ids(c) for c in ex.candidates], ex.candidates.index(ex.action))
             for ex in examples]
 
@@ -295,8 +296,11 @@ def dagger_round(model, tok, games: list[str], skill_flags: list[bool], library,
     envs = LocalEnvs([AlfworldEnv(games, max_steps=cfg.max_expert_steps, expert=True)
                       for _ in range(min(cfg.dagger_envs, len(games)))])
     tasks = [{"game": game, "seed": seed + i} for i, game in enumerate(games)]
-    episodes = rollout(envs, policy, tasks, "alfworld", skill_flags, library, max_steps=cfg.max_expert_steps,
-                       history_length=cfg.history_length, invalid_penalty=0.0)
+    episodes = []
+    for start in progress(range(0, len(tasks), envs.n_envs), desc=f"dagger round {round_index}"):
+        wave = slice(start, start + envs.n_envs)
+        episodes += rollout(envs, policy, tasks[wave], "alfworld", skill_flags[wave], library,
+                            max_steps=cfg.max_expert_steps, history_length=cfg.history_length, invalid_penalty=0.0)
     return {"round": round_index, "episodes": len(episodes), "success": sum(e.won for e in episodes) / len(episodes),
             "agreement": policy.agreed / max(len(policy.examples), 1),
             "examples": [{"prompt": ex.prompt, "action": ex.action, "candidates": ex.candidates}

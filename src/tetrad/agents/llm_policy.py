@@ -62,6 +62,17 @@ def candidate_actions(info: dict) -> list[str]:
             for a in info["admissible_commands"]]
 
 
+def encode_prompt(tokenizer, prompt: str, chat: bool = True) -> list[int]:
+    """A prompt's token ids as the scoring policy reads it (chat template applied when the model
+    has one); BC training encodes with this too, so it trains on what the policy will see."""
+    text = format_prompts(tokenizer, [prompt], chat)[0]
+    return tokenizer(text, add_special_tokens=not chat)["input_ids"]
+
+
+def encode_response(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
 class ActionScoringPolicy:
     def __init__(self, model, tokenizer, temperature: float = 0.0, chat: bool = True, seed: int = 0,
                  candidate_batch: int = 16):
@@ -79,11 +90,10 @@ class ActionScoringPolicy:
         return cls(model, tokenizer, **kwargs)
 
     def encode_response(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return encode_response(self.tokenizer, text)
 
     def encode_prompt(self, prompt: str) -> list[int]:
-        text = format_prompts(self.tokenizer, [prompt], self.chat)[0]
-        return self.tokenizer(text, add_special_tokens=not self.chat)["input_ids"]
+        return encode_prompt(self.tokenizer, prompt, self.chat)
 
     def act(self, prompts: list[str], infos: list[dict]) -> list[str]:
         out, self.last_token_logprobs, self.last_scores = [], [], []
