@@ -232,6 +232,7 @@ def test_dagger_rounds_add_labelled_policy_states_and_resume_bit_exactly(expert_
     full = train_bc(BCConfig(name="full", **common))
     assert full["steps"] == 6 and [d["round"] for d in full["dagger"]] == [0, 1]
     assert all(d["episodes"] == 2 and d["examples"] == 10 and 0 <= d["agreement"] <= 1 for d in full["dagger"])
+    assert full["training_examples"] == full["examples"] + 20  # the expert's steps and both rounds' states
     records = [json.loads(line) for line in (tmp_path / "agents/full/metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "dagger_success" in r] == [3, 5]  # trained on from the next step
     rounds = {r: json.loads((tmp_path / f"agents/full/dagger/round_{r}.json").read_text()) for r in (0, 1)}

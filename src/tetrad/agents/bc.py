@@ -471,7 +471,7 @@ def train_bc(cfg: BCConfig) -> dict:
         # the last step's evaluation, or a fresh one when a resumed run had no steps left
         "final_loss": loss_value, **(measured or evaluate(by_verb=True)), "episodes": len(episodes),
         "train_episodes": len(train_eps), "heldout_episodes": len(held_eps), "examples": len(examples),
-        "heldout_examples": len(held), "episodes_with_skills": sum(flags), "vocab_size": len(tok),
+        "heldout_examples": len(held), "training_examples": len(encoded), "episodes_with_skills": sum(flags), "vocab_size": len(tok),
         "parameters": sum(p.numel() for p in model.parameters()), "longest_example_tokens": longest,
         "mean_prompt_tokens": sum(len(e.prompt) for e in encoded) / len(encoded),
         "mean_candidates": sum(len(e.candidates) for e in encoded) / len(encoded),
