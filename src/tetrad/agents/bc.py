@@ -74,8 +74,9 @@ from typing import Literal
 
 import torch
 
-from tetrad.agents.llm_policy import action_response, candidate_actions, encode_prompt, encode_response
-from tetrad.agents.rollout import command_word
+from tetrad.agents.llm_policy import (ActionScoringPolicy, action_response, candidate_actions, encode_prompt,
+                                      encode_response)
+from tetrad.agents.rollout import LocalEnvs, build_prompt, command_word, parse_action, rollout
 from tetrad.core.config import RunConfig
 from tetrad.core.errors import UserError
 from tetrad.core.io import atomic_write_json
@@ -161,8 +162,6 @@ class BCExample:
 
 def bc_examples(episodes: list[dict], skill_flags: list[bool], library, history_length: int) -> list[BCExample]:
     """One example per expert step, the prompt as the rollout loop builds it."""
-    from tetrad.agents.rollout import build_prompt
-
     examples = []
     for ep, flag in zip(episodes, skill_flags):
         context = library.render("alfworld", ep["task_type"]) if flag else ""
@@ -267,8 +266,6 @@ class ExpertLabelled:
         self.agreed = 0
 
     def act(self, prompts: list[str], infos: list[dict]) -> list[str]:
-        from tetrad.agents.rollout import parse_action
-
         responses = self.policy.act(prompts, infos)
         for i, (prompt, info) in enumerate(zip(prompts, infos)):
             expert = info.get("expert_action")
@@ -287,8 +284,6 @@ def dagger_round(model, tok, games: list[str], skill_flags: list[bool], library,
     """Play the policy on `games` with the expert labelling each state: the labelled examples
     and the roll-in's win rate and agreement with the expert."""
     from tetrad.agents.alfworld_env import AlfworldEnv
-    from tetrad.agents.llm_policy import ActionScoringPolicy
-    from tetrad.agents.rollout import LocalEnvs, rollout
 
     seed = cfg.seed + 1000 * (round_index + 1)
     policy = ExpertLabelled(ActionScoringPolicy(model, tok, temperature=cfg.dagger_temperature, seed=seed),
