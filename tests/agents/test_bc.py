@@ -1,5 +1,6 @@
 import json
 import math
+import random
 import shutil
 
 import pytest
@@ -7,8 +8,8 @@ import torch
 
 from tetrad.agents.alfworld_env import AlfworldEnv, export_expert_trajectories, run_expert
 from tetrad.agents.bc import (BCConfig, ExpertLabelled, action_accuracy, action_logprobs, bc_examples,
-                              bc_model_dir, encode_examples, load_trajectories, read_policy_file,
-                              resolve_device, split_episodes, train_bc)
+                              bc_model_dir, encode_examples, load_trajectories, object_names,
+                              permute_object_names, read_policy_file, resolve_device, split_episodes, train_bc)
 from tetrad.agents.evaluate import EvalConfig, evaluate
 from tetrad.agents.llm_policy import ActionScoringPolicy, action_response
 from tetrad.agents.rollout import LocalEnvs, RandomPolicy, build_prompt, parse_action, rollout, turn_samples
@@ -201,6 +202,43 @@ def test_lm_weight_adds_the_prompts_next_token_loss(expert_jsonl, tmp_path):
     assert once == pytest.approx(math.log(vocab), rel=0.3)
     with pytest.raises(UserError, match="lm_weight must be at least 0"):
         train_bc(BCConfig(name="bad", lm_weight=-1.0, **common))
+
+
+def test_renaming_permutes_object_names_consistently_across_an_episode():
+    names = object_names()
+    assert {"pen", "pencil", "mug", "cd"} <= set(names) and "desklamp" not in names and "drawer" not in names
+    step = {"observation": "On the desk 1, you see a pencil 2, a pen 1, and a desklamp 1.", "action": "take pen 1 from desk 1",
+            "admissible_commands": ["take pen 1 from desk 1", "take pencil 2 from desk 1", "use desklamp 1"]}
+    episode = {"task_type": "look_at_obj_in_light", "instruction": "look at pen under the desklamp", "steps": [step]}
+    renamed = permute_object_names(episode, random.Random(3), names)
+    pen = renamed["instruction"].split()[2]
+    pencil = renamed["steps"][0]["admissible_commands"][1].split()[1]
+    assert pen in names and pencil in names and pen != pencil
+    assert renamed["instruction"] == f"look at {pen} under the desklamp"
+    assert renamed["steps"][0] == {
+        "observation": f"On the desk 1, you see a {pencil} 2, a {pen} 1, and a desklamp 1.",
+        "action": f"take {pen} 1 from desk 1",
+        "admissible_commands": [f"take {pen} 1 from desk 1", f"take {pencil} 2 from desk 1", "use desklamp 1"]}
+    assert episode["steps"][0] is step and step["action"] == "take pen 1 from desk 1"  # the input is left alone
+    draws = {permute_object_names(episode, random.Random(seed), names)["instruction"] for seed in range(20)}
+    assert len(draws) > 10
+
+
+def test_rename_objects_renames_training_episodes_only(expert_jsonl, tmp_path):
+    _, path = expert_jsonl
+    common = dict(root=str(tmp_path), trajectories=str(path), hidden=32, layers=1, heads=2, steps=1, batch_size=2,
+                  eval_examples=4, holdout=0.5)
+    train_bc(BCConfig(name="plain", **common))
+    train_bc(BCConfig(name="renamed", rename_objects=1.0, **common))
+    plain, renamed = (load_policy(ModelSpec(kind="hf", path=str(tmp_path / f"agents/{n}/model")))[1]
+                      for n in ("plain", "renamed"))
+    # the vocabulary is built from the training episodes: renamed, they name other objects
+    train_ep, held_ep = split_episodes(load_trajectories(path), 0.5, 0)
+    text = " ".join(s["observation"] for s in train_ep[0]["steps"])
+    seen = {f" {name}" for name in object_names() if f" {name} " in text}  # the vocabulary's word pieces
+    assert seen and seen <= set(plain.get_vocab()) and not seen <= set(renamed.get_vocab())
+    with pytest.raises(UserError, match=r"rename_objects must be in \[0, 1\]"):
+        train_bc(BCConfig(name="bad", rename_objects=1.5, **common))
 
 
 def test_expert_labels_the_states_the_policy_reaches(alfworld_games):

@@ -22,6 +22,12 @@ copying a from-scratch model needs in order to ground its action in the task.
 The action loss is our choice, not something SkillC specifies: the paper starts from an
 instruction-tuned 7B model that needs no behaviour cloning.
 
+`rename_objects` (our addition, after the entity anonymisation of reading-comprehension data,
+Hermann et al., 2015): that share of the training episodes has its portable objects' names
+permuted, one bijection per episode over `object_names()`, so the expert's `take` and `move`
+can only be imitated by copying the task's object from the prompt, not by remembering which
+objects a kind of task tends to involve. Held-out episodes and DAgger states keep real names.
+
 DAgger (Ross et al., 2011; `dagger_rounds > 0`). Expert data only shows the states the expert
 visits, and a policy that strays (the measured failure: opening and closing the same receptacle
 until the step limit) never saw what to do there. After the `steps` on the expert's data, each
@@ -67,6 +73,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +109,7 @@ class BCConfig(RunConfig):
     skills: Literal["always", "never", "mixed"] = "always"
     skill_share: float = 0.5  # skills=mixed: share of episodes whose prompts carry the skills
     skills_dir: str = ""  # empty: the library shipped with tetrad
+    rename_objects: float = 0.0  # share of training episodes whose portable objects get permuted names
     history_length: int = 2  # must match the evaluation's (the rollout loop's default is 2)
     min_word_frequency: int = 1
     hidden: int = 128
@@ -158,6 +166,28 @@ class BCExample:
     @property
     def response(self) -> str:
         return action_response(self.action)
+
+
+def object_names() -> list[str]:
+    """The portable object types as ALFWorld's text writes them ("alarmclock", "cd", ...): the
+    names `permute_object_names` permutes. Lamps are not portable, and the skills name them."""
+    from tetrad.agents.alfworld_games import pickupable_types
+
+    return sorted(t.lower() for t in pickupable_types())
+
+
+def permute_object_names(episode: dict, rng: random.Random, names: list[str]) -> dict:
+    """The episode with one random permutation of `names` applied to every text the prompts are
+    built from (instruction, observations, actions, admissible commands), whole words only."""
+    mapping = dict(zip(names, rng.sample(names, len(names))))
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")
+
+    def rename(text: str) -> str:
+        return pattern.sub(lambda m: mapping[m.group(1)], text)
+
+    steps = [{**step, "observation": rename(step["observation"]), "action": rename(step["action"]),
+              "admissible_commands": [rename(c) for c in step["admissible_commands"]]} for step in episode["steps"]]
+    return {**episode, "instruction": rename(episode["instruction"]), "steps": steps}
 
 
 def bc_examples(episodes: list[dict], skill_flags: list[bool], library, history_length: int) -> list[BCExample]:
@@ -360,6 +390,8 @@ def train_bc(cfg: BCConfig) -> dict:
                         f"(got {cfg.dagger_beta}, {cfg.dagger_temperature})")
     if not 0.0 <= cfg.skill_share <= 1.0:
         raise UserError(f"skill_share must be in [0, 1] (got {cfg.skill_share})")
+    if not 0.0 <= cfg.rename_objects <= 1.0:
+        raise UserError(f"rename_objects must be in [0, 1] (got {cfg.rename_objects})")
     if cfg.lm_weight < 0:
         raise UserError(f"lm_weight must be at least 0 (got {cfg.lm_weight})")
     if not 0.0 <= cfg.holdout < 1.0:
@@ -372,6 +404,10 @@ def train_bc(cfg: BCConfig) -> dict:
     flags = [cfg.skills == "always" or (cfg.skills == "mixed" and flag_rng.random() < cfg.skill_share)
              for _ in episodes]
     train_eps, held_eps = split_episodes(list(zip(episodes, flags)), cfg.holdout, cfg.seed)
+    if cfg.rename_objects > 0:
+        names, rename_rng = object_names(), random.Random(cfg.seed + 2)
+        train_eps = [(permute_object_names(e, rename_rng, names) if rename_rng.random() < cfg.rename_objects else e, f)
+                     for e, f in train_eps]
     examples = bc_examples([e for e, _ in train_eps], [f for _, f in train_eps], library, cfg.history_length)
     held = bc_examples([e for e, _ in held_eps], [f for _, f in held_eps], library, cfg.history_length)
     if cfg.init:
