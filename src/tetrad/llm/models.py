@@ -80,6 +80,12 @@ def _from_pretrained(path: str, gguf_file: str | None, dtype: torch.dtype):
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     tok = AutoTokenizer.from_pretrained(path, **kwargs)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
+    if gguf_file:
+        # transformers dequantises GGUF weights into ordinary tensors but keeps the GGUF
+        # quantizer, which makes `save_pretrained` refuse; the model is a plain one now
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
     return model, tok
 
 
