@@ -22,6 +22,12 @@ def test_eval_alfworld_on_a_game_folder_with_skills_on_and_off(alfworld_games, t
     assert set(summary["skills_on"]["success_per_type"]) == {"pick_and_place_simple", "look_at_obj_in_light"}
     episodes = [json.loads(line) for line in (tmp_path / "agents" / "e" / "episodes.jsonl").read_text().splitlines()]
     assert len(episodes) == 4 and sum(e["skills"] for e in episodes) == 2
+    capsys.readouterr()
+    assert run_cli(["agents", "summarize", str(tmp_path / "agents" / "e")]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again == {k: summary[k] for k in ("skills_on", "skills_off")}
+    assert run_cli(["agents", "summarize", str(tmp_path)]) == 2
+    assert "not found" in capsys.readouterr().err
 
 
 def test_eval_shop_random_policy(tmp_path):

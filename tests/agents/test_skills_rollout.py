@@ -5,8 +5,8 @@ import pytest
 from tetrad.agents.alfworld_env import AlfworldEnv
 from tetrad.agents.alfworld_games import TASK_TYPES
 from tetrad.agents.pool import EnvPool
-from tetrad.agents.rollout import (ExpertPolicy, LocalEnvs, RandomPolicy, build_prompt, is_admissible, parse_action,
-                                   rollout, summarize, turn_samples)
+from tetrad.agents.rollout import (Episode, ExpertPolicy, LocalEnvs, RandomPolicy, Turn, build_prompt, is_admissible,
+                                   parse_action, rollout, summarize, take_grounded, turn_samples)
 from tetrad.agents.shop import CATEGORIES, ShopEnv, make_catalogue
 from tetrad.agents.skills import SkillLibrary
 from tetrad.core.errors import UserError
@@ -106,6 +106,19 @@ def test_expert_rollout_over_the_pool_solves_every_type(alfworld_games, library)
     assert all("Skills that help" in t.prompt for e in on for t in e.turns)
     assert all("Skills that help" not in t.prompt for e in eps if not e.skills for t in e.turns)
     assert all(e.reward == 10.0 for e in eps)
+    assert summary["skills_on"]["take_grounded"] == 1.0  # the expert takes only what its task names
+
+
+def test_take_grounded_counts_takes_of_the_tasks_object():
+    def turn(action):
+        return Turn(prompt="", response="", action=action, valid=action is not None, observation="", reward=0.0,
+                    env_seconds=0.0, model_seconds=0.0)
+
+    ep = Episode("alfworld", 0, 0, "pick_and_place_simple", "put a pen in drawer", False,
+                 [turn("take pencil 1 from desk 1"), turn("take pen 2 from desk 1"), turn("go to desk 1"), turn(None)])
+    assert take_grounded([ep]) == 0.5
+    assert take_grounded([Episode("alfworld", 0, 0, "x", "put a pen in drawer", False, [turn("look")])]) is None
+    assert summarize([ep])["skills_off"]["take_grounded"] == 0.5
 
 
 def test_shop_rollouts_expert_beats_random():

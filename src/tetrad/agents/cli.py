@@ -47,6 +47,10 @@ def add_commands(sub) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value")
     p.set_defaults(handler=_eval)
 
+    p = sub.add_parser("summarize", help="summarise an evaluation run's episodes.jsonl again (with today's metrics)")
+    p.add_argument("run", help="an evaluation run directory (runs/agents/<name>)")
+    p.set_defaults(handler=_summarize)
+
 
 def _make_games(args) -> int:
     from tetrad.agents.alfworld_games import TASK_TYPES, make_games
@@ -99,4 +103,13 @@ def _eval(args) -> int:
         overrides.append(f"skills={args.skills}")
     summary = evaluate(load_config(EvalConfig, args.config, overrides))
     print(json.dumps(summary, indent=1))
+    return 0
+
+
+def _summarize(args) -> int:
+    from pathlib import Path
+
+    from tetrad.agents.rollout import load_episodes, summarize
+
+    print(json.dumps(summarize(load_episodes(Path(args.run) / "episodes.jsonl")), indent=1))
     return 0

@@ -23,14 +23,17 @@ per turn, prompt + response token ids and a loss mask over the response tokens.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from tetrad.agents.skills import SkillLibrary
+from tetrad.core.errors import UserError
 
 ALFWORLD_PROMPT = """You are an expert agent operating in the ALFRED embodied environment.
 Your task is to: {task}
@@ -121,6 +124,10 @@ class Episode:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Episode:
+        return cls(**{**d, "turns": [Turn(**t) for t in d["turns"]]})
 
 
 class LocalEnvs:
@@ -269,9 +276,32 @@ def command_word(action: str | None) -> str:
     return re.split(r"[\s\[]", action, maxsplit=1)[0] if action else "(none)"
 
 
+def load_episodes(path: Path) -> list[Episode]:
+    """The episodes an evaluation wrote to its `episodes.jsonl`."""
+    if not path.is_file():
+        raise UserError(f"no episodes to summarise: {path} not found")
+    try:
+        episodes = [Episode.from_dict(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+    except (json.JSONDecodeError, TypeError, KeyError) as e:
+        raise UserError(f"{path} is not an episodes file ({type(e).__name__}: {e})") from None
+    if not episodes:
+        raise UserError(f"{path} has no episodes")
+    return episodes
+
+
+def take_grounded(episodes: list[Episode]) -> float | None:
+    """The share of ALFWorld `take <object> <n> from ...` turns whose object is a word of the
+    episode's task (every task type names its object): whether a policy picks up what it was
+    asked for, rather than whatever lies in front of it. None without such turns."""
+    takes = [(t.action.split(), e.instruction.split()) for e in episodes for t in e.turns
+             if command_word(t.action) == "take" and len(t.action.split()) > 1]
+    return sum(action[1] in task for action, task in takes) / len(takes) if takes else None
+
+
 def summarize(episodes: list[Episode]) -> dict[str, Any]:
     """Success per task type, with and without skills; score; invalid rate; seconds per step; the
-    share of turns per command word (where a policy's steps go: a looping policy shows up here)."""
+    share of turns per command word (where a policy's steps go: a looping policy shows up here);
+    for ALFWorld, `take_grounded`."""
     out: dict[str, Any] = {}
     for flag, label in ((True, "skills_on"), (False, "skills_off")):
         eps = [e for e in episodes if e.skills == flag]
@@ -291,4 +321,6 @@ def summarize(episodes: list[Episode]) -> dict[str, Any]:
             "model_seconds_per_step": sum(t.model_seconds for t in turns) / max(len(turns), 1),
             "action_share": {w: n / len(turns) for w, n in
                              Counter(command_word(t.action) for t in turns).most_common()} if turns else {}}
+        if eps[0].env_kind == "alfworld":
+            out[label]["take_grounded"] = take_grounded(eps)
     return out
