@@ -62,6 +62,18 @@ def test_sampling_from_the_scores_follows_their_softmax(scorer):
     assert (freq - probs).abs().max() < 0.03
 
 
+def test_mean_action_score_is_the_length_normalised_log_likelihood(scorer):
+    policy, prompt = scorer
+    mean = ActionScoringPolicy(policy.model, policy.tokenizer, action_score="mean")
+    [response] = mean.act([prompt], [{"admissible_commands": ADMISSIBLE}])
+    token_logps = policy.score(prompt, [action_response(a) for a in ADMISSIBLE])
+    assert mean.last_scores[0] == pytest.approx([sum(t) / len(t) for t in token_logps])
+    best = max(range(len(ADMISSIBLE)), key=mean.last_scores[0].__getitem__)
+    assert response == action_response(ADMISSIBLE[best])
+    with pytest.raises(UserError, match="action_score must be 'sum' or 'mean'"):
+        ActionScoringPolicy(policy.model, policy.tokenizer, action_score="max")
+
+
 @pytest.fixture(scope="module")
 def expert_jsonl(alfworld_games, tmp_path_factory):
     _, folders, _ = alfworld_games

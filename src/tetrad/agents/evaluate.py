@@ -49,6 +49,9 @@ class EvalConfig(RunConfig):
     # (ActionScoringPolicy), `generate` samples free text and parses its <action> tag (LLMPolicy)
     decode: Literal["score", "generate"] = "score"
     temperature: float = 0.0  # 0: greedy (the best-scoring action, or greedy generation)
+    # decode=score: an action's score is the `sum` of its response tokens' log-probs (what BC
+    # trains) or their `mean` (length-normalised: an untrained model's sum favours short commands)
+    action_score: Literal["sum", "mean"] = "sum"
     max_new_tokens: int = 48
 
     @field_validator("skills", mode="before")
@@ -81,7 +84,8 @@ def make_policy(cfg: EvalConfig):
         except ValidationError as e:
             raise UserError(describe_validation_error(e).replace("config key '", "config key 'model.")) from None
         if cfg.decode == "score":
-            return ActionScoringPolicy.load(spec, temperature=cfg.temperature, chat=True, seed=cfg.seed)
+            return ActionScoringPolicy.load(spec, temperature=cfg.temperature, chat=True, seed=cfg.seed,
+                                            action_score=cfg.action_score)
         params = SamplingParams(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, stop=["</action>"])
         return LLMPolicy.load(spec, params, keep_rollouts=False)
     raise UserError(f"unknown policy '{cfg.policy}' (known: {', '.join(POLICIES)})")

@@ -11,7 +11,9 @@ scores every admissible command `c` by the model's log-likelihood of the respons
 `<action>c</action>` (the sum of its tokens' log-probs, the prompt read once and its KV cache
 shared by the candidates) and picks the best (`temperature=0`) or samples from the softmax of
 the scores divided by the temperature, i.e. the policy restricted to the admissible actions and
-renormalised. A tiny model trained from scratch (the behaviour-cloned policy) or a small
+renormalised. `action_score="mean"` scores by the mean token log-prob instead (length
+normalisation, as multiple-choice evaluations of LMs do): summed, an untrained model prefers
+the shortest command whatever the prompt says. A tiny model trained from scratch (the behaviour-cloned policy) or a small
 instruction model that never writes the `<action>` tag by itself (SmolLM2-135M) still acts
 validly this way. The shop's free-text search box is scored as one candidate,
 `search[<the instruction>]`. After each `act`, `last_token_logprobs[i]` holds the per-token
@@ -25,6 +27,7 @@ import random
 
 import torch
 
+from tetrad.core.errors import UserError
 from tetrad.llm.logprobs import continuation_logprobs, pad_sequences, prompt_cache
 from tetrad.llm.models import ModelSpec, load_policy
 from tetrad.llm.sampling import SamplingParams, format_prompts, sample
@@ -75,9 +78,12 @@ def encode_response(tokenizer, text: str) -> list[int]:
 
 class ActionScoringPolicy:
     def __init__(self, model, tokenizer, temperature: float = 0.0, chat: bool = True, seed: int = 0,
-                 candidate_batch: int = 16):
+                 candidate_batch: int = 16, action_score: str = "sum"):
+        if action_score not in ("sum", "mean"):
+            raise UserError(f"action_score must be 'sum' or 'mean' (got '{action_score}')")
         self.model, self.tokenizer = model, tokenizer
         self.temperature = temperature
+        self.action_score = action_score
         self.chat = chat
         self.candidate_batch = candidate_batch
         self.rng = random.Random(seed)
@@ -101,7 +107,7 @@ class ActionScoringPolicy:
             actions = candidate_actions(info)
             responses = [action_response(a) for a in actions]
             token_logps = self.score(prompt, responses)
-            scores = [sum(t) for t in token_logps]
+            scores = [sum(t) / (len(t) if self.action_score == "mean" else 1) for t in token_logps]
             choice = self._choose(scores)
             out.append(responses[choice])
             self.last_token_logprobs.append(token_logps[choice])
