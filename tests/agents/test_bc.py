@@ -2,6 +2,7 @@ import json
 import math
 import random
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from tetrad.agents.evaluate import EvalConfig, evaluate
 from tetrad.agents.llm_policy import ActionScoringPolicy, action_response
 from tetrad.agents.rollout import LocalEnvs, RandomPolicy, build_prompt, parse_action, rollout, turn_samples
 from tetrad.agents.skills import SkillLibrary
+from tetrad.core.config import load_config
 from tetrad.core.errors import UserError
 from tetrad.core.seeding import seed_everything
 from tetrad.llm.logprobs import token_logprobs
@@ -313,6 +315,12 @@ def test_bc_device_is_cuda_when_there_is_one_and_named_devices_are_checked():
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="sees no CUDA device"):
             resolve_device("cuda")
+
+
+@pytest.mark.parametrize("name", ["bc.yaml", "bc_smollm2.yaml"])
+def test_shipped_bc_configs_load(name):
+    cfg = load_config(BCConfig, Path(__file__).parents[2] / "configs/agents" / name, [])
+    assert cfg.loss == "action" and cfg.steps > 0
 
 
 def test_bad_trajectory_files_are_user_errors(tmp_path):
