@@ -13,9 +13,9 @@ shared by the candidates) and picks the best (`temperature=0`) or samples from t
 the scores divided by the temperature, i.e. the policy restricted to the admissible actions and
 renormalised. `action_score="mean"` scores by the mean token log-prob instead (length
 normalisation, as multiple-choice evaluations of LMs do): summed, an untrained model prefers
-the shortest command whatever the prompt says. A tiny model trained from scratch (the behaviour-cloned policy) or a small
-instruction model that never writes the `<action>` tag by itself (SmolLM2-135M) still acts
-validly this way. The shop's free-text search box is scored as one candidate,
+the shortest command whatever the prompt says. A tiny model trained from scratch (the
+behaviour-cloned policy) or a small instruction model that never writes the `<action>` tag by
+itself (SmolLM2-135M) still acts validly this way. The shop's free-text search box is scored as one candidate,
 `search[<the instruction>]`. After each `act`, `last_token_logprobs[i]` holds the per-token
 log-probs (temperature 1) of the chosen response of prompt `i`; the rollout loop stores them in
 the turn, and `turn_samples` hands them on as the update's old log-probs.
@@ -107,7 +107,7 @@ class ActionScoringPolicy:
             actions = candidate_actions(info)
             responses = [action_response(a) for a in actions]
             token_logps = self.score(prompt, responses)
-            scores = [sum(t) / (len(t) if self.action_score == "mean" else 1) for t in token_logps]
+            scores = [sum(t) / len(t) if self.action_score == "mean" else sum(t) for t in token_logps]
             choice = self._choose(scores)
             out.append(responses[choice])
             self.last_token_logprobs.append(token_logps[choice])
