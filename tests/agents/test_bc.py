@@ -247,7 +247,7 @@ def test_rename_objects_renames_training_episodes_only(expert_jsonl, tmp_path):
     plain, renamed = (load_policy(ModelSpec(kind="hf", path=str(tmp_path / f"agents/{n}/model")))[1]
                       for n in ("plain", "renamed"))
     # the vocabulary is built from the training episodes: renamed, they name other objects
-    train_ep, held_ep = split_episodes(load_trajectories(path), 0.5, 0)
+    train_ep, _ = split_episodes(load_trajectories(path), 0.5, 0)
     text = " ".join(s["observation"] for s in train_ep[0]["steps"])
     seen = {f" {name}" for name in object_names() if f" {name} " in text}  # the vocabulary's word pieces
     assert seen and seen <= set(plain.get_vocab()) and not seen <= set(renamed.get_vocab())
