@@ -11,7 +11,7 @@ from tetrad.agents.alfworld_env import AlfworldEnv, export_expert_trajectories, 
 from tetrad.agents.bc import (BCConfig, ExpertLabelled, action_accuracy, action_logprobs, bc_examples,
                               bc_model_dir, encode_examples, load_trajectories, object_names,
                               permute_object_names, read_policy_file, resolve_device, split_episodes, train_bc)
-from tetrad.agents.evaluate import EvalConfig, evaluate
+from tetrad.agents.evaluate import EvalConfig, evaluate, make_policy
 from tetrad.agents.llm_policy import ActionScoringPolicy, action_response
 from tetrad.agents.rollout import LocalEnvs, RandomPolicy, build_prompt, parse_action, rollout, turn_samples
 from tetrad.agents.skills import SkillLibrary
@@ -200,6 +200,8 @@ def test_trained_policy_plays_and_its_turns_carry_old_log_probs(expert_jsonl, tm
     turns = [json.loads(line) for line in (tmp_path / "agents/own-window/episodes.jsonl").read_text().splitlines()][0]["turns"]
     assert "the most recent 3 observations" in turns[-1]["prompt"]
     assert evaluate(EvalConfig(name="set-window", history_length=1, **common))["history_length"] == 1
+    assert make_policy(EvalConfig(**common)).action_score == "sum"
+    assert make_policy(EvalConfig(action_score="mean", **common)).action_score == "mean"
 
 
 def test_lm_weight_adds_the_prompts_next_token_loss(expert_jsonl, tmp_path):
@@ -238,7 +240,7 @@ def test_renaming_permutes_object_names_consistently_across_an_episode():
     assert len(draws) > 10
 
 
-def test_rename_objects_renames_training_episodes_only(expert_jsonl, tmp_path):
+def test_rename_objects_renames_the_episodes_the_vocabulary_is_built_from(expert_jsonl, tmp_path):
     _, path = expert_jsonl
     common = dict(root=str(tmp_path), trajectories=str(path), hidden=32, layers=1, heads=2, steps=1, batch_size=2,
                   eval_examples=4, holdout=0.5)
