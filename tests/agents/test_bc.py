@@ -367,3 +367,32 @@ def test_trained_policy_beats_random_on_its_training_games(alfworld_games, tmp_p
     bc_won = sum(e.won for e in rollout(envs, policy, tasks, "alfworld", True, library, max_steps=30))
     random_won = sum(e.won for e in rollout(envs, RandomPolicy(0), tasks, "alfworld", True, library, max_steps=30))
     assert bc_won > random_won and bc_won >= 3
+
+
+def test_shop_bc_clones_the_shop_expert_runs_dagger_and_is_evaluated_on_the_shop(tmp_path):
+    common = dict(root=str(tmp_path), env="shop", n_products=300, n_games=6, hidden=32, layers=1, heads=2,
+                  batch_size=2, eval_examples=4, holdout=0.2)
+    summary = train_bc(BCConfig(name="shop", steps=2, dagger_rounds=1, dagger_games=2, dagger_steps=1,
+                                dagger_envs=2, **common))
+    expert = [json.loads(line) for line in (tmp_path / "agents/shop/expert.jsonl").read_text().splitlines()]
+    assert len(expert) == 6 and all(e["won"] for e in expert)
+    assert summary["examples"] + summary["heldout_examples"] == sum(e["n_steps"] for e in expert)
+    assert set(summary["heldout_action_accuracy_by_verb"]) <= {"search", "click"}
+    assert set(summary["episodes_per_type"]) <= {"beauty", "electronics", "fashion", "grocery", "home", "shoes"}
+    # the roll-in's states are labelled with the expert's action as the policy could take it
+    labelled = json.loads((tmp_path / "agents/shop/dagger/round_0.json").read_text())["examples"]
+    assert summary["dagger"][0]["examples"] == len(labelled) > 2
+    assert all(ex["action"] in ex["candidates"] for ex in labelled)
+    assert "WebShop e-commerce platform" in labelled[0]["prompt"]
+    run = tmp_path / "agents/shop"
+    assert read_policy_file(bc_model_dir(run))["env"] == "shop"
+    evaluated = evaluate(EvalConfig(root=str(tmp_path), name="shop-eval", env="shop", policy="bc", bc_run=str(run),
+                                    n_products=300, n_games=2, split="valid", skills="both", n_envs=2, workers=0))
+    assert evaluated["skills_on"]["episodes"] == evaluated["skills_off"]["episodes"] == 2
+    assert evaluated["skills_on"]["invalid_rate"] == 0.0  # the scoring policy only takes admissible actions
+    with pytest.raises(UserError, match="trained on env=shop"):
+        evaluate(EvalConfig(root=str(tmp_path), name="wrong-env", policy="bc", bc_run=str(run), n_games=1))
+    with pytest.raises(UserError, match="trained on env=shop, not env=alfworld"):
+        train_bc(BCConfig(root=str(tmp_path), name="wrong-init", init=str(run), steps=1))
+    with pytest.raises(UserError, match="rename_objects .* needs env=alfworld"):
+        train_bc(BCConfig(name="renamed", rename_objects=0.5, steps=1, **common))

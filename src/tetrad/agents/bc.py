@@ -65,6 +65,12 @@ ALFWorld data) or, when empty, `n_games` train games are generated into the run 
 expert's trajectories are read from `trajectories=<jsonl>` (`tetrad agents expert-trajectories`)
 or played and written to the run directory. A resumed run reuses both.
 
+`env=shop` clones the shop's goal-aware expert instead: it plays `n_games` train goals of the
+catalogue (`catalogue=<json>`, or `n_products` generated from `seed`, which is what
+`tetrad agents eval env=shop` generates with the same seed), searching with the instruction as
+the scoring policy does (`shop.run_expert`), and the prompts are the shop's, with its category
+skills. DAgger works the same way there (the expert labels every page the policy reaches).
+
 The run directory `runs/agents/<name>/` holds the usual `config.yaml`, `metrics.jsonl`,
 checkpoints (resume with `resume=true`, bit-exact) and `summary.json`, and the trained policy
 as a Hugging Face directory `model/` (`ModelSpec(kind="hf", path=...)` loads it;
@@ -83,12 +89,12 @@ from typing import Literal
 
 import torch
 
-from tetrad.agents.llm_policy import (ActionScoringPolicy, action_response, candidate_actions, encode_prompt,
-                                      encode_response)
+from tetrad.agents.llm_policy import (ActionScoringPolicy, action_response, as_candidate, candidate_actions,
+                                      encode_prompt, encode_response)
 from tetrad.agents.rollout import LocalEnvs, build_prompt, command_word, parse_action, rollout
 from tetrad.core.config import RunConfig
 from tetrad.core.errors import UserError
-from tetrad.core.io import atomic_write_json
+from tetrad.core.io import atomic_write_json, atomic_write_text
 from tetrad.core.progress import progress
 from tetrad.core.rundir import RunDir
 from tetrad.core.seeding import seed_everything
@@ -101,10 +107,13 @@ POLICY_FILE = "tetrad_policy.json"
 
 class BCConfig(RunConfig):
     name: str = "bc"
+    env: Literal["alfworld", "shop"] = "alfworld"
     games: str = ""  # train game folder; empty: generate `n_games` train games into the run directory
-    n_games: int = 60
+    n_games: int = 60  # ALFWorld train games generated, or shop train goals the expert plays
+    n_products: int = 2000  # env=shop: the generated catalogue's size (seeded by `seed`)
+    catalogue: str = ""  # env=shop: a catalogue JSON (`tetrad agents make-catalogue`); empty: generate
     trajectories: str = ""  # expert JSONL (`tetrad agents expert-trajectories`); empty: play the expert
-    max_expert_steps: int = 50
+    max_expert_steps: int = 50  # the shop caps it at 15
     loss: Literal["action", "token"] = "action"
     # loss=action: weight of an auxiliary next-token loss on the prompt's own tokens (0: none)
     lm_weight: float = 0.0
@@ -194,16 +203,17 @@ def permute_object_names(episode: dict, rng: random.Random, names: list[str]) ->
     return {**episode, "instruction": rename(episode["instruction"]), "steps": steps}
 
 
-def bc_examples(episodes: list[dict], skill_flags: list[bool], library, history_length: int) -> list[BCExample]:
+def bc_examples(episodes: list[dict], skill_flags: list[bool], library, history_length: int,
+                env: str = "alfworld") -> list[BCExample]:
     """One example per expert step, the prompt as the rollout loop builds it."""
     examples = []
     for ep, flag in zip(episodes, skill_flags):
-        context = library.render("alfworld", ep["task_type"]) if flag else ""
+        context = library.render(env, ep["task_type"]) if flag else ""
         history: list[tuple[str, str]] = []
         for step in ep["steps"]:
-            prompt = build_prompt("alfworld", ep["instruction"], step["observation"], history,
+            prompt = build_prompt(env, ep["instruction"], step["observation"], history,
                                   step["admissible_commands"], context, history_length)
-            candidates = candidate_actions(step)
+            candidates = candidate_actions({**step, "instruction": ep["instruction"]})
             if step["action"] not in candidates:
                 raise UserError(f"expert action '{step['action']}' of {ep.get('game', 'an episode')} is not "
                                 "among its admissible commands")
@@ -303,6 +313,7 @@ class ExpertLabelled:
         responses = self.policy.act(prompts, infos)
         for i, (prompt, info) in enumerate(zip(prompts, infos)):
             expert = info.get("expert_action")
+            expert = expert and as_candidate(expert, info)
             candidates = candidate_actions(info)
             if expert not in candidates:  # the expert has given up (None) on this episode
                 continue
@@ -322,13 +333,16 @@ def dagger_round(model, tok, games: list[str], skill_flags: list[bool], library,
     seed = cfg.seed + 1000 * (round_index + 1)
     policy = ExpertLabelled(ActionScoringPolicy(model, tok, temperature=cfg.dagger_temperature, seed=seed),
                             cfg.dagger_beta, seed)
-    envs = LocalEnvs([AlfworldEnv(games, max_steps=cfg.max_expert_steps, expert=True)
-                      for _ in range(min(cfg.dagger_envs, len(games)))])
+    n_envs = min(cfg.dagger_envs, len(games))
+    if cfg.env == "shop":
+        envs = LocalEnvs([shop_env(cfg) for _ in range(n_envs)])
+    else:
+        envs = LocalEnvs([AlfworldEnv(games, max_steps=cfg.max_expert_steps, expert=True) for _ in range(n_envs)])
     tasks = [{"game": game, "seed": seed + i} for i, game in enumerate(games)]
     episodes = []
     for start in progress(range(0, len(tasks), envs.n_envs), desc=f"dagger round {round_index}"):
         wave = slice(start, start + envs.n_envs)
-        episodes += rollout(envs, policy, tasks[wave], "alfworld", skill_flags[wave], library,
+        episodes += rollout(envs, policy, tasks[wave], cfg.env, skill_flags[wave], library,
                             max_steps=cfg.max_expert_steps, history_length=cfg.history_length, invalid_penalty=0.0)
     return {"round": round_index, "episodes": len(episodes), "success": sum(e.won for e in episodes) / len(episodes),
             "agreement": policy.agreed / max(len(policy.examples), 1),
@@ -350,19 +364,32 @@ def _dagger_games(train_eps: list[tuple[dict, bool]], cfg: BCConfig, round_index
     return games, [flags[g] for g in games]
 
 
+def shop_env(cfg: BCConfig):
+    """The shop over the run's catalogue, its train goals, with the expert following along."""
+    from tetrad.agents.shop import ShopEnv, load_catalogue, make_catalogue
+
+    products = load_catalogue(cfg.catalogue) if cfg.catalogue else make_catalogue(cfg.n_products, cfg.seed)
+    return ShopEnv(products, split="train", n_goals=cfg.n_games, max_steps=min(cfg.max_expert_steps, 15),
+                   seed=cfg.seed, expert=True)
+
+
 def _expert_episodes(cfg: BCConfig, run_path: Path) -> list[dict]:
     from tetrad.agents.alfworld_env import export_expert_trajectories, find_games
     from tetrad.agents.alfworld_games import make_games
+    from tetrad.agents.shop import run_expert
 
     if cfg.trajectories:
         return load_trajectories(cfg.trajectories)
     out = run_path / "expert.jsonl"
     if not out.is_file():
-        if cfg.games:
-            folders = find_games(cfg.games)
+        if cfg.env == "shop":
+            env = shop_env(cfg)
+            played = [run_expert(env, i, seed=cfg.seed + i) for i in range(cfg.n_games)]
+            atomic_write_text(out, "".join(json.dumps(t) + "\n" for t in played if t["won"]))
         else:
-            folders = make_games(run_path / "games", cfg.n_games, "train", cfg.seed)
-        export_expert_trajectories(folders, out, cfg.max_expert_steps, cfg.seed)
+            folders = find_games(cfg.games) if cfg.games else make_games(run_path / "games", cfg.n_games, "train",
+                                                                          cfg.seed)
+            export_expert_trajectories(folders, out, cfg.max_expert_steps, cfg.seed)
     return load_trajectories(out)
 
 
@@ -396,10 +423,20 @@ def train_bc(cfg: BCConfig) -> dict:
         raise UserError(f"skill_share must be in [0, 1] (got {cfg.skill_share})")
     if not 0.0 <= cfg.rename_objects <= 1.0:
         raise UserError(f"rename_objects must be in [0, 1] (got {cfg.rename_objects})")
+    if cfg.rename_objects > 0 and cfg.env != "alfworld":
+        raise UserError("rename_objects permutes ALFWorld's object names: it needs env=alfworld")
     if cfg.lm_weight < 0:
         raise UserError(f"lm_weight must be at least 0 (got {cfg.lm_weight})")
     if not 0.0 <= cfg.holdout < 1.0:
         raise UserError(f"holdout must be in [0, 1) (got {cfg.holdout})")
+    if cfg.init and cfg.init != "smollm2":
+        recorded = read_policy_file(bc_model_dir(cfg.init))
+        if recorded.get("env", cfg.env) != cfg.env:
+            raise UserError(f"init={cfg.init} was trained on env={recorded['env']}, not env={cfg.env}")
+        trained_with = recorded.get("history_length", cfg.history_length)
+        if trained_with != cfg.history_length:
+            raise UserError(f"init={cfg.init} was trained with history_length={trained_with}, "
+                            f"not {cfg.history_length}: set history_length={trained_with}")
     seed_everything(cfg.seed)
     run = RunDir("agents", cfg)
     episodes = _expert_episodes(cfg, run.path)
@@ -412,18 +449,13 @@ def train_bc(cfg: BCConfig) -> dict:
         names, rename_rng = object_names(), random.Random(cfg.seed + 2)
         train_eps = [(permute_object_names(e, rename_rng, names) if rename_rng.random() < cfg.rename_objects else e, f)
                      for e, f in train_eps]
-    examples = bc_examples([e for e, _ in train_eps], [f for _, f in train_eps], library, cfg.history_length)
-    held = bc_examples([e for e, _ in held_eps], [f for _, f in held_eps], library, cfg.history_length)
+    examples = bc_examples([e for e, _ in train_eps], [f for _, f in train_eps], library, cfg.history_length, cfg.env)
+    held = bc_examples([e for e, _ in held_eps], [f for _, f in held_eps], library, cfg.history_length, cfg.env)
     if cfg.init == "smollm2":
         model, tok = load_policy(ModelSpec(kind="smollm2"))
         max_positions = model.config.max_position_embeddings
     elif cfg.init:
-        init_dir = bc_model_dir(cfg.init)
-        trained_with = read_policy_file(init_dir).get("history_length", cfg.history_length)
-        if trained_with != cfg.history_length:
-            raise UserError(f"init={cfg.init} was trained with history_length={trained_with}, "
-                            f"not {cfg.history_length}: set history_length={trained_with}")
-        model, tok = load_policy(ModelSpec(kind="hf", path=str(init_dir)))
+        model, tok = load_policy(ModelSpec(kind="hf", path=str(bc_model_dir(cfg.init))))
         max_positions = model.config.max_position_embeddings
     else:
         # the vocabulary comes from the training episodes only, as it would for a new game
@@ -503,7 +535,7 @@ def train_bc(cfg: BCConfig) -> dict:
             run.checkpointer.save(step, model=model, optimizer=opt, scheduler=sched)
     seconds = time.perf_counter() - t0
     save_policy(model, tok, run.path / "model")
-    atomic_write_json(run.path / "model" / POLICY_FILE, {"env": "alfworld", "history_length": cfg.history_length,
+    atomic_write_json(run.path / "model" / POLICY_FILE, {"env": cfg.env, "history_length": cfg.history_length,
                                                          "skills": cfg.skills})
     summary = {
         # the last step's evaluation, or a fresh one when a resumed run had no steps left

@@ -121,13 +121,18 @@ def evaluate(cfg: EvalConfig) -> dict:
     seed_everything(cfg.seed)
     policy = make_policy(cfg)
     library = SkillLibrary.load(cfg.skills_dir or None)
-    run = RunDir("agents", cfg, tensorboard=False)
-    make_env, n_games = env_factory(cfg, run.path)
     history_length = cfg.history_length
-    if cfg.policy == "bc" and "history_length" not in cfg.model_fields_set:
+    if cfg.policy == "bc":
         from tetrad.agents.bc import bc_model_dir, read_policy_file
 
-        history_length = read_policy_file(bc_model_dir(cfg.bc_run)).get("history_length", history_length)
+        recorded = read_policy_file(bc_model_dir(cfg.bc_run))
+        if recorded.get("env", cfg.env) != cfg.env:
+            raise UserError(f"bc_run={cfg.bc_run} was trained on env={recorded['env']}: evaluate it with "
+                            f"env={recorded['env']}")
+        if "history_length" not in cfg.model_fields_set:
+            history_length = recorded.get("history_length", history_length)
+    run = RunDir("agents", cfg, tensorboard=False)
+    make_env, n_games = env_factory(cfg, run.path)
     n_episodes = cfg.episodes or n_games
     tasks = [{"game": i % n_games, "seed": cfg.seed + i} for i in range(n_episodes)]
     conditions = {"on": [True], "off": [False], "both": [True, False]}[cfg.skills]

@@ -65,6 +65,14 @@ def candidate_actions(info: dict) -> list[str]:
             for a in info["admissible_commands"]]
 
 
+def as_candidate(action: str, info: dict) -> str:
+    """An expert's action as the scoring policy can take it: the shop's expert searches with the
+    goal's own words, the policy only with the instruction (`candidate_actions`)."""
+    if action.startswith("search[") and "search[<query>]" in info["admissible_commands"]:
+        return f"search[{info.get('instruction', '')}]"
+    return action
+
+
 def encode_prompt(tokenizer, prompt: str, chat: bool = True) -> list[int]:
     """A prompt's token ids as the scoring policy reads it (chat template applied when the model
     has one); BC training encodes with this too, so it trains on what the policy will see."""

@@ -403,6 +403,25 @@ def expert_action(env: ShopEnv) -> str:
     return "click[buy now]"
 
 
+def run_expert(env: ShopEnv, game: int, seed: int = 0) -> dict[str, Any]:
+    """Play goal `game` with the expert, searching as the scoring policy can (the instruction
+    verbatim, `llm_policy.as_candidate`; it still wins every train goal of the default catalogue);
+    the trajectory in the format of ALFWorld's `run_expert`, for behaviour cloning."""
+    from tetrad.agents.llm_policy import as_candidate
+
+    if not env.expert:
+        raise ValueError("run_expert needs a ShopEnv built with expert=True")
+    obs, info = env.reset(game=game, seed=seed)
+    first = {"game": game, "task_type": info["task_type"], "instruction": info["instruction"]}
+    steps, done = [], False
+    while not done:
+        action = as_candidate(info["expert_action"], info)
+        steps.append({"observation": obs, "admissible_commands": info["admissible_commands"], "action": action})
+        obs, _, done, info = env.step(action)
+    return {**first, "won": info["won"], "score": info.get("score", 0.0), "n_steps": len(steps), "steps": steps,
+            "final_observation": obs}
+
+
 class WebShopAdapter:
     """The real WebShop text environment behind the `reset`/`step` API of `ShopEnv`.
 
