@@ -319,7 +319,7 @@ def test_bc_device_is_cuda_when_there_is_one_and_named_devices_are_checked():
             resolve_device("cuda")
 
 
-@pytest.mark.parametrize("name", ["bc.yaml", "bc_smollm2.yaml"])
+@pytest.mark.parametrize("name", ["bc.yaml", "bc_smollm2.yaml", "bc_shop.yaml"])
 def test_shipped_bc_configs_load(name):
     cfg = load_config(BCConfig, Path(__file__).parents[2] / "configs/agents" / name, [])
     assert cfg.loss == "action" and cfg.steps > 0

@@ -126,9 +126,13 @@ def test_shop_rollouts_expert_beats_random():
     envs = LocalEnvs([ShopEnv(products, split="valid", n_goals=20, expert=True) for _ in range(2)])
     tasks = [{"game": g} for g in range(20)]
     expert = summarize(rollout(envs, ExpertPolicy(), tasks, "shop", max_steps=15))["skills_off"]
-    rand = summarize(rollout(envs, RandomPolicy(0), tasks, "shop", max_steps=15))["skills_off"]
+    random_eps = rollout(envs, RandomPolicy(0), tasks, "shop", max_steps=15)
+    rand = summarize(random_eps)["skills_off"]
     assert expert["success"] == 1.0 and expert["score"] == 1.0
     assert rand["score"] < expert["score"] and rand["success"] < 0.5
+    assert set(expert["score_per_type"]) <= set(CATEGORIES) and set(expert["score_per_type"].values()) == {1.0}
+    by_category = {c: [e.score for e in random_eps if e.task_type == c] for c in rand["score_per_type"]}
+    assert rand["score_per_type"] == {c: pytest.approx(sum(s) / len(s)) for c, s in by_category.items()}
 
 
 def test_turn_samples_mask_only_the_response(alfworld_games):

@@ -299,23 +299,22 @@ def take_grounded(episodes: list[Episode]) -> float | None:
 
 
 def summarize(episodes: list[Episode]) -> dict[str, Any]:
-    """Success per task type, with and without skills; score; invalid rate; seconds per step; the
-    share of turns per command word (where a policy's steps go: a looping policy shows up here);
-    for ALFWorld, `take_grounded`."""
+    """Success and score per task type (the shop's: per category), with and without skills;
+    invalid rate; seconds per step; the share of turns per command word (where a policy's steps
+    go: a looping policy shows up here); for ALFWorld, `take_grounded`."""
     out: dict[str, Any] = {}
     for flag, label in ((True, "skills_on"), (False, "skills_off")):
         eps = [e for e in episodes if e.skills == flag]
         if not eps:
             continue
-        per_type = {}
-        for t in sorted({e.task_type for e in eps}):
-            group = [e for e in eps if e.task_type == t]
-            per_type[t] = sum(e.won for e in group) / len(group)
+        groups = {t: [e for e in eps if e.task_type == t] for t in sorted({e.task_type for e in eps})}
         turns = [t for e in eps for t in e.turns]
         out[label] = {
             "episodes": len(eps), "success": sum(e.won for e in eps) / len(eps),
             "score": sum(e.score for e in eps) / len(eps), "reward": sum(e.reward for e in eps) / len(eps),
-            "success_per_type": per_type, "invalid_rate": sum(not t.valid for t in turns) / max(len(turns), 1),
+            "success_per_type": {t: sum(e.won for e in g) / len(g) for t, g in groups.items()},
+            "score_per_type": {t: sum(e.score for e in g) / len(g) for t, g in groups.items()},
+            "invalid_rate": sum(not t.valid for t in turns) / max(len(turns), 1),
             "steps_per_episode": len(turns) / len(eps), "crashed": sum(e.crashed for e in eps),
             "env_seconds_per_step": sum(t.env_seconds for t in turns) / max(len(turns), 1),
             "model_seconds_per_step": sum(t.model_seconds for t in turns) / max(len(turns), 1),
