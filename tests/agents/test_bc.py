@@ -396,3 +396,20 @@ def test_shop_bc_clones_the_shop_expert_runs_dagger_and_is_evaluated_on_the_shop
         train_bc(BCConfig(root=str(tmp_path), name="wrong-init", init=str(run), steps=1))
     with pytest.raises(UserError, match="rename_objects .* needs env=alfworld"):
         train_bc(BCConfig(name="renamed", rename_objects=0.5, steps=1, **common))
+    with pytest.raises(UserError, match="games= names ALFWorld games"):
+        train_bc(BCConfig(name="games", games="runs/agents/games", steps=1, **common))
+    with pytest.raises(UserError, match="catalogue= is the shop's"):
+        train_bc(BCConfig(root=str(tmp_path), name="catalogue", catalogue="catalogue.json", steps=1))
+
+
+@pytest.mark.slow
+def test_shop_bc_policy_beats_random_on_valid_goals(tmp_path):
+    summary = train_bc(BCConfig(root=str(tmp_path), env="shop", n_products=300, n_games=150, history_length=0,
+                                hidden=64, layers=2, heads=4, steps=150, batch_size=8, lr=3e-3, holdout=0.0,
+                                eval_every=150, eval_examples=50))
+    assert summary["train_action_accuracy"] > 0.5
+    common = dict(root=str(tmp_path), env="shop", n_products=300, n_games=30, split="valid", skills="on", n_envs=4,
+                  workers=0)
+    bc = evaluate(EvalConfig(name="bc-eval", policy="bc", bc_run=str(tmp_path / "agents/bc"), **common))
+    random_policy = evaluate(EvalConfig(name="random-eval", policy="random", **common))
+    assert bc["skills_on"]["score"] > random_policy["skills_on"]["score"] + 0.2

@@ -1,4 +1,4 @@
-"""`tetrad agents bc`: a small policy behaviour-cloned from ALFWorld's handcoded expert.
+"""`tetrad agents bc`: a small policy behaviour-cloned from ALFWorld's handcoded expert (or the shop's).
 
 The base policy SkillC starts from: a tiny Llama (`tetrad.llm.models.tiny_llama`) over a
 word-level tokenizer built from the training texts (`tetrad.llm.tokenizers.word_tokenizer`),
@@ -423,6 +423,10 @@ def train_bc(cfg: BCConfig) -> dict:
         raise UserError(f"skill_share must be in [0, 1] (got {cfg.skill_share})")
     if not 0.0 <= cfg.rename_objects <= 1.0:
         raise UserError(f"rename_objects must be in [0, 1] (got {cfg.rename_objects})")
+    if cfg.env == "shop" and cfg.games:
+        raise UserError("games= names ALFWorld games; env=shop plays n_games train goals of the catalogue")
+    if cfg.env == "alfworld" and cfg.catalogue:
+        raise UserError("catalogue= is the shop's; set env=shop to clone the shop's expert")
     if cfg.rename_objects > 0 and cfg.env != "alfworld":
         raise UserError("rename_objects permutes ALFWorld's object names: it needs env=alfworld")
     if cfg.lm_weight < 0:
