@@ -6,7 +6,8 @@ from tetrad.agents.alfworld_env import AlfworldEnv
 from tetrad.agents.alfworld_games import TASK_TYPES
 from tetrad.agents.pool import EnvPool
 from tetrad.agents.rollout import (Episode, ExpertPolicy, LocalEnvs, RandomPolicy, Turn, build_prompt, is_admissible,
-                                   parse_action, rollout, summarize, take_grounded, turn_samples)
+                                   option_grounded, parse_action, rollout, summarize, take_grounded,
+                                   turn_samples)
 from tetrad.agents.shop import CATEGORIES, ShopEnv, make_catalogue
 from tetrad.agents.skills import SkillLibrary
 from tetrad.core.errors import UserError
@@ -121,6 +122,22 @@ def test_take_grounded_counts_takes_of_the_tasks_object():
     assert summarize([ep])["skills_off"]["take_grounded"] == 0.5
 
 
+def test_option_grounded_counts_option_clicks_the_instruction_names():
+    def turn(action):
+        return Turn(prompt="", response="", action=action, valid=True, observation="", reward=0.0,
+                    env_seconds=0.0, model_seconds=0.0)
+
+    task = "i need protein bars with vanilla, pack of 12, and price lower than 128.00 dollars"
+    # "pack of 1" is not "pack of 12", and the shoe size "8" is not in the price; products and
+    # page controls are not option clicks
+    actions = ["click[vanilla]", "click[pack of 12]", "click[pack of 1]", "click[8]", "click[b0abcdefgh]",
+               "click[buy now]", "search[protein bars]", None]
+    ep = Episode("shop", 0, 0, "grocery", task, True, [turn(a) for a in actions])
+    assert option_grounded([ep]) == 0.5
+    assert summarize([ep])["skills_on"]["option_grounded"] == 0.5 and "take_grounded" not in summarize([ep])["skills_on"]
+    assert option_grounded([Episode("shop", 0, 0, "grocery", task, True, [turn("click[buy now]")])]) is None
+
+
 def test_shop_rollouts_expert_beats_random():
     products = make_catalogue(600, seed=0)
     envs = LocalEnvs([ShopEnv(products, split="valid", n_goals=20, expert=True) for _ in range(2)])
@@ -130,6 +147,7 @@ def test_shop_rollouts_expert_beats_random():
     rand = summarize(random_eps)["skills_off"]
     assert expert["success"] == 1.0 and expert["score"] == 1.0
     assert rand["score"] < expert["score"] and rand["success"] < 0.5
+    assert expert["option_grounded"] == 1.0  # it clicks exactly the options the goal names
     assert set(expert["score_per_type"]) <= set(CATEGORIES) and set(expert["score_per_type"].values()) == {1.0}
     by_category = {c: [e.score for e in random_eps if e.task_type == c] for c in rand["score_per_type"]}
     assert rand["score_per_type"] == {c: pytest.approx(sum(s) / len(s)) for c, s in by_category.items()}

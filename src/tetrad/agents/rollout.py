@@ -298,10 +298,23 @@ def take_grounded(episodes: list[Episode]) -> float | None:
     return sum(action[1] in task for action, task in takes) / len(takes) if takes else None
 
 
+def option_grounded(episodes: list[Episode]) -> float | None:
+    """The shop's `take_grounded`: the share of option clicks (`click[<value>]` for a value of
+    the catalogue's option groups) whose value the instruction names. The goal names exactly one
+    value per option group, so an expert scores 1.0. None without option clicks."""
+    from tetrad.agents.shop import option_values
+
+    values = option_values()
+    clicks = [(m.group(1), e.instruction) for e in episodes for t in e.turns
+              if (m := re.fullmatch(r"click\[(.+)\]", t.action or "")) and m.group(1) in values]
+    return (sum(re.search(rf"(?<![\w.]){re.escape(v)}(?![\w.])", task) is not None for v, task in clicks) / len(clicks)
+            if clicks else None)
+
+
 def summarize(episodes: list[Episode]) -> dict[str, Any]:
     """Success and score per task type (the shop's: per category), with and without skills;
     invalid rate; seconds per step; the share of turns per command word (where a policy's steps
-    go: a looping policy shows up here); for ALFWorld, `take_grounded`."""
+    go: a looping policy shows up here); `take_grounded` (ALFWorld) or `option_grounded` (shop)."""
     out: dict[str, Any] = {}
     for flag, label in ((True, "skills_on"), (False, "skills_off")):
         eps = [e for e in episodes if e.skills == flag]
@@ -322,4 +335,6 @@ def summarize(episodes: list[Episode]) -> dict[str, Any]:
                              Counter(command_word(t.action) for t in turns).most_common()} if turns else {}}
         if eps[0].env_kind == "alfworld":
             out[label]["take_grounded"] = take_grounded(eps)
+        elif eps[0].env_kind == "shop":
+            out[label]["option_grounded"] = option_grounded(eps)
     return out

@@ -113,6 +113,11 @@ class Goal:
     instruction: str
 
 
+def option_values() -> set[str]:
+    """Every value of every category's option groups ("black", "x-large", "pack of 3", ...)."""
+    return {v for spec in CATEGORIES.values() for values in spec["options"].values() for v in values}
+
+
 def make_catalogue(n: int = 2000, seed: int = 0) -> list[Product]:
     """`n` products, categories in turn; deterministic in `seed`."""
     if n < 1:
