@@ -148,6 +148,11 @@ def test_shop_rollouts_expert_beats_random():
     assert expert["success"] == 1.0 and expert["score"] == 1.0
     assert rand["score"] < expert["score"] and rand["success"] < 0.5
     assert expert["option_grounded"] == 1.0  # it clicks exactly the options the goal names
+    assert expert["bought"] == 1.0 and expert["score_parts"] == {"r_type": 1.0, "r_att": 1.0, "r_option": 1.0,
+                                                                 "r_price": 1.0}
+    bought = [e for e in random_eps if e.score_parts]
+    assert rand["bought"] == len(bought) / len(random_eps) < 1.0  # most random episodes run out of steps
+    assert rand["score_parts"]["r_option"] == pytest.approx(sum(e.score_parts["r_option"] for e in bought) / len(bought))
     assert set(expert["score_per_type"]) <= set(CATEGORIES) and set(expert["score_per_type"].values()) == {1.0}
     by_category = {c: [e.score for e in random_eps if e.task_type == c] for c in rand["score_per_type"]}
     assert rand["score_per_type"] == {c: pytest.approx(sum(s) / len(s)) for c, s in by_category.items()}

@@ -54,6 +54,7 @@ Your admissible actions of the current situation are: [{admissible_actions}].
 Now it's your turn to take an action. Think briefly inside <think> </think>, then give exactly one admissible action inside <action> </action>, e.g. <action>search[red running shoes]</action> or <action>click[buy now]</action>."""
 
 PROMPTS = {"alfworld": ALFWORLD_PROMPT, "shop": SHOP_PROMPT}
+SCORE_PARTS = ("r_type", "r_att", "r_option", "r_price")
 EPISODE_REWARD_SCALE = {"alfworld": 10.0, "shop": 1.0}
 
 
@@ -121,6 +122,8 @@ class Episode:
     n_invalid: int = 0
     crashed: bool = False
     reward: float = 0.0
+    # the shop's reward parts of what was bought (WebShop's r_type, r_att, r_option, r_price)
+    score_parts: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -216,6 +219,7 @@ def _play_wave(envs, policy, wave, flags, env_kind, skills, active, max_steps, h
                 live[i] = False
                 ep.won = bool(info.get("won"))
                 ep.score = float(info.get("score", float(ep.won)))
+                ep.score_parts = {k: float(info[k]) for k in SCORE_PARTS if k in info}
     for ep in eps:
         base = EPISODE_REWARD_SCALE[env_kind] * (float(ep.won) if env_kind == "alfworld" else ep.score)
         ep.reward = base - invalid_penalty * ep.n_invalid
@@ -314,7 +318,9 @@ def option_grounded(episodes: list[Episode]) -> float | None:
 def summarize(episodes: list[Episode]) -> dict[str, Any]:
     """Success and score per task type (the shop's: per category), with and without skills;
     invalid rate; seconds per step; the share of turns per command word (where a policy's steps
-    go: a looping policy shows up here); `take_grounded` (ALFWorld) or `option_grounded` (shop)."""
+    go: a looping policy shows up here); `take_grounded` (ALFWorld), or for the shop
+    `option_grounded`, the share of episodes that bought something and the mean reward parts of
+    what they bought."""
     out: dict[str, Any] = {}
     for flag, label in ((True, "skills_on"), (False, "skills_off")):
         eps = [e for e in episodes if e.skills == flag]
@@ -336,5 +342,10 @@ def summarize(episodes: list[Episode]) -> dict[str, Any]:
         if eps[0].env_kind == "alfworld":
             out[label]["take_grounded"] = take_grounded(eps)
         elif eps[0].env_kind == "shop":
-            out[label]["option_grounded"] = option_grounded(eps)
+            bought = [e for e in eps if e.score_parts]
+            out[label].update({
+                "option_grounded": option_grounded(eps), "bought": len(bought) / len(eps),
+                # what the bought products matched: type, attributes, options, price
+                "score_parts": {k: sum(e.score_parts.get(k, 0.0) for e in bought) / len(bought)
+                                for k in SCORE_PARTS} if bought else {}})
     return out
