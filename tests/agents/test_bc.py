@@ -10,7 +10,8 @@ import torch
 from tetrad.agents.alfworld_env import AlfworldEnv, export_expert_trajectories, run_expert
 from tetrad.agents.bc import (BCConfig, ExpertLabelled, action_accuracy, action_logprobs, bc_examples,
                               bc_model_dir, encode_examples, load_trajectories, object_names,
-                              permute_object_names, read_policy_file, resolve_device, split_episodes, train_bc)
+                              permute_object_names, read_policy_file, resolve_device, share_word_embeddings,
+                              split_episodes, train_bc)
 from tetrad.agents.evaluate import EvalConfig, evaluate, make_policy
 from tetrad.agents.llm_policy import ActionScoringPolicy, action_response
 from tetrad.agents.rollout import LocalEnvs, RandomPolicy, build_prompt, parse_action, rollout, turn_samples
@@ -371,7 +372,7 @@ def test_trained_policy_beats_random_on_its_training_games(alfworld_games, tmp_p
 
 def test_shop_bc_clones_the_shop_expert_runs_dagger_and_is_evaluated_on_the_shop(tmp_path):
     common = dict(root=str(tmp_path), env="shop", n_products=300, n_games=6, hidden=32, layers=1, heads=2,
-                  batch_size=2, eval_examples=4, holdout=0.2)
+                  batch_size=2, eval_examples=4, holdout=0.2, share_word_init=True)
     summary = train_bc(BCConfig(name="shop", steps=2, dagger_rounds=1, dagger_games=2, dagger_steps=1,
                                 dagger_envs=2, **common))
     expert = [json.loads(line) for line in (tmp_path / "agents/shop/expert.jsonl").read_text().splitlines()]
@@ -400,6 +401,21 @@ def test_shop_bc_clones_the_shop_expert_runs_dagger_and_is_evaluated_on_the_shop
         train_bc(BCConfig(name="games", games="runs/agents/games", steps=1, **common))
     with pytest.raises(UserError, match="catalogue= is the shop's"):
         train_bc(BCConfig(root=str(tmp_path), name="catalogue", catalogue="catalogue.json", steps=1))
+
+
+def test_shared_word_init_starts_every_form_of_a_word_from_one_embedding():
+    tok = word_tokenizer(["with full, black, and", "click[black]", "the Black B0AB12", "click[b0ab12]", "red"])
+    model = tiny_llama(tok, 16, 1, 2, 64)
+    vocab = tok.get_vocab()
+    weight = model.get_input_embeddings().weight
+    assert not torch.equal(weight[vocab[" black"]], weight[vocab["black"]])
+    # " black", " Black" join "black"; " B0AB12" joins "b0ab12"
+    assert share_word_embeddings(model, tok) == 3
+    for a, b in ((" black", "black"), (" Black", "black"), (" B0AB12", "b0ab12")):
+        assert torch.equal(weight[vocab[a]], weight[vocab[b]])
+    assert not torch.equal(weight[vocab["red"]], weight[vocab["black"]])
+    # the output layer is tied to the input embeddings, so the copies predict alike too
+    assert model.get_output_embeddings().weight.data_ptr() == weight.data_ptr()
 
 
 @pytest.mark.slow

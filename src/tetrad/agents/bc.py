@@ -123,6 +123,8 @@ class BCConfig(RunConfig):
     rename_objects: float = 0.0  # share of training episodes whose portable objects get permuted names
     history_length: int = 2  # must match the evaluation's (the rollout loop's default is 2)
     min_word_frequency: int = 1
+    # fresh model: the tokens of one word (" black", "black", " Black") start from one embedding
+    share_word_init: bool = False
     hidden: int = 128
     layers: int = 4
     heads: int = 4
@@ -364,6 +366,27 @@ def _dagger_games(train_eps: list[tuple[dict, bool]], cfg: BCConfig, round_index
     return games, [flags[g] for g in games]
 
 
+def share_word_embeddings(model, tok) -> int:
+    """Start every token of the same word, whatever its leading space and case (" black",
+    "black", " Black"), from one embedding; returns how many tokens were changed. The word
+    tokenizer keeps both, so the instruction's " black" and the shop's `click[black]`, or the
+    observation's "B0ABC" and `click[b0abc]`, are different tokens, and a model trained from
+    scratch would have to learn each pair before it could copy a word."""
+    groups: dict[str, list[int]] = {}
+    for word, i in tok.get_vocab().items():
+        if key := word.lstrip().lower():
+            groups.setdefault(key, []).append(i)
+    weight = model.get_input_embeddings().weight
+    changed = 0
+    with torch.no_grad():
+        for ids in groups.values():
+            ids.sort()
+            for i in ids[1:]:
+                weight[i] = weight[ids[0]]
+                changed += 1
+    return changed
+
+
 def shop_env(cfg: BCConfig):
     """The shop over the run's catalogue, its train goals, with the expert following along."""
     from tetrad.agents.shop import ShopEnv, load_catalogue, make_catalogue
@@ -466,6 +489,8 @@ def train_bc(cfg: BCConfig) -> dict:
         tok = word_tokenizer([t for ex in examples for t in (ex.prompt, ex.response)], cfg.min_word_frequency)
         max_positions = cfg.max_positions
         model = tiny_llama(tok, cfg.hidden, cfg.layers, cfg.heads, max_positions)
+        if cfg.share_word_init:
+            share_word_embeddings(model, tok)
     encoded, held_encoded = encode_examples(examples, tok), encode_examples(held, tok)
     longest = max(len(e.prompt) + max(map(len, e.candidates)) for e in encoded + held_encoded)
     if longest > max_positions:
