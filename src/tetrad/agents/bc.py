@@ -28,6 +28,13 @@ permuted, one bijection per episode over `object_names()`, so the expert's `take
 can only be imitated by copying the task's object from the prompt, not by remembering which
 objects a kind of task tends to involve. Held-out episodes and DAgger states keep real names.
 
+`share_word_init` (our addition, default off): the word tokenizer keeps a word's leading space
+and case, so the instruction's " black" and the action `click[black]` are different tokens, as
+are the results page's "B0ABC" and `click[b0abc]`. A fresh model then starts every token of one
+word (`share_word_embeddings`) from the same embedding (tied to the output layer), so copying a
+word from the prompt into the action starts as matching identical vectors rather than a pairing
+it has to learn first.
+
 DAgger (Ross et al., 2011; `dagger_rounds > 0`). Expert data only shows the states the expert
 visits, and a policy that strays (the measured failure: opening and closing the same receptacle
 until the step limit) never saw what to do there. After the `steps` on the expert's data, each
