@@ -134,7 +134,8 @@ def test_option_grounded_counts_option_clicks_the_instruction_names():
                "click[buy now]", "search[protein bars]", None]
     ep = Episode("shop", 0, 0, "grocery", task, True, [turn(a) for a in actions])
     assert option_grounded([ep]) == 0.5
-    assert summarize([ep])["skills_on"]["option_grounded"] == 0.5 and "take_grounded" not in summarize([ep])["skills_on"]
+    summary = summarize([ep])["skills_on"]
+    assert summary["option_grounded"] == 0.5 and "take_grounded" not in summary
     assert option_grounded([Episode("shop", 0, 0, "grocery", task, True, [turn("click[buy now]")])]) is None
 
 
@@ -152,7 +153,8 @@ def test_shop_rollouts_expert_beats_random():
                                                                  "r_price": 1.0}
     bought = [e for e in random_eps if e.score_parts]
     assert rand["bought"] == len(bought) / len(random_eps) < 1.0  # most random episodes run out of steps
-    assert rand["score_parts"]["r_option"] == pytest.approx(sum(e.score_parts["r_option"] for e in bought) / len(bought))
+    mean_option = sum(e.score_parts["r_option"] for e in bought) / len(bought)
+    assert rand["score_parts"]["r_option"] == pytest.approx(mean_option)
     assert set(expert["score_per_type"]) <= set(CATEGORIES) and set(expert["score_per_type"].values()) == {1.0}
     by_category = {c: [e.score for e in random_eps if e.task_type == c] for c in rand["score_per_type"]}
     assert rand["score_per_type"] == {c: pytest.approx(sum(s) / len(s)) for c, s in by_category.items()}
