@@ -33,7 +33,8 @@ and case, so the instruction's " black" and the action `click[black]` are differ
 are the results page's "B0ABC" and `click[b0abc]`. A fresh model then starts every token of one
 word (`share_word_embeddings`) from the same embedding (tied to the output layer), so copying a
 word from the prompt into the action starts as matching identical vectors rather than a pairing
-it has to learn first.
+it has to learn first. Measured on the shop, it does not raise how often the policy copies the
+instruction's options (docs/results/agents.md).
 
 DAgger (Ross et al., 2011; `dagger_rounds > 0`). Expert data only shows the states the expert
 visits, and a policy that strays (the measured failure: opening and closing the same receptacle
