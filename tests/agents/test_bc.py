@@ -384,9 +384,15 @@ def test_shop_bc_clones_the_shop_expert_runs_dagger_and_is_evaluated_on_the_shop
     labelled = json.loads((tmp_path / "agents/shop/dagger/round_0.json").read_text())["examples"]
     assert summary["dagger"][0]["examples"] == len(labelled) > 2
     assert all(ex["action"] in ex["candidates"] for ex in labelled)
+    # every roll-in starts at the search page, where the expert's own query becomes the instruction search
+    searches = [ex for ex in labelled if ex["action"].startswith("search[")]
+    assert len(searches) == 2 and all(ex["candidates"] == [ex["action"]] for ex in searches)
     assert "WebShop e-commerce platform" in labelled[0]["prompt"]
     run = tmp_path / "agents/shop"
     assert read_policy_file(bc_model_dir(run))["env"] == "shop"
+    # the expert's steps were prompted with the shop's template (the vocabulary is built from them)
+    _, tok = load_policy(ModelSpec(kind="hf", path=str(bc_model_dir(run))))
+    assert " autonomous" in tok.get_vocab() and " ALFRED" not in tok.get_vocab()
     evaluated = evaluate(EvalConfig(root=str(tmp_path), name="shop-eval", env="shop", policy="bc", bc_run=str(run),
                                     n_products=300, n_games=2, split="valid", skills="both", n_envs=2, workers=0))
     assert evaluated["skills_on"]["episodes"] == evaluated["skills_off"]["episodes"] == 2
