@@ -14,7 +14,8 @@ from tetrad.agents.bc import (BCConfig, ExpertLabelled, action_accuracy, action_
                               split_episodes, train_bc)
 from tetrad.agents.evaluate import EvalConfig, evaluate, make_policy
 from tetrad.agents.llm_policy import ActionScoringPolicy, action_response
-from tetrad.agents.rollout import LocalEnvs, RandomPolicy, build_prompt, parse_action, rollout, turn_samples
+from tetrad.agents.handoff import scored_turns
+from tetrad.agents.rollout import LocalEnvs, RandomPolicy, build_prompt, parse_action, rollout
 from tetrad.agents.skills import SkillLibrary
 from tetrad.core.config import load_config
 from tetrad.core.errors import UserError
@@ -180,7 +181,7 @@ def test_bc_recipe_trains_checkpoints_and_resumes_bit_exactly(expert_jsonl, tmp_
         train_bc(BCConfig(name="full", **common))
 
 
-def test_trained_policy_plays_and_its_turns_carry_old_log_probs(expert_jsonl, tmp_path):
+def test_trained_policy_plays_and_its_turns_carry_action_log_probs(expert_jsonl, tmp_path):
     folders, path = expert_jsonl
     train_bc(BCConfig(root=str(tmp_path), trajectories=str(path), hidden=32, layers=1, heads=2, steps=2,
                       batch_size=2, history_length=3))
@@ -190,9 +191,8 @@ def test_trained_policy_plays_and_its_turns_carry_old_log_probs(expert_jsonl, tm
     envs = LocalEnvs([AlfworldEnv(folders[:2], max_steps=3)])
     eps = rollout(envs, policy, [{"game": 0, "seed": 0}], "alfworld", True, SkillLibrary.load(), max_steps=3)
     assert len(eps[0].turns) == 3 and eps[0].n_invalid == 0  # every scored action is admissible
-    samples = turn_samples(eps, policy.encode_response)
-    assert all(len(s["old_logprobs"]) == sum(s["loss_mask"]) for s in samples)
-    assert all(s["old_logprobs"] == t.token_logprobs for s, t in zip(samples, eps[0].turns))
+    batch = scored_turns(eps, torch.zeros(1), policy.tokenizer)
+    assert batch.old_logprobs.tolist() == pytest.approx([t.action_logprob for t in eps[0].turns])
     # the evaluation prompts with the history window the policy trained with, unless told otherwise
     common = dict(root=str(tmp_path), policy="bc", bc_run=str(tmp_path / "agents/bc"), games=str(folders[0]),
                   skills="off", max_steps=4, n_envs=1, workers=0)

@@ -2,14 +2,15 @@ import string
 
 import torch
 
+from tetrad.agents.handoff import generated_turns
 from tetrad.agents.llm_policy import LLMPolicy
-from tetrad.agents.rollout import LocalEnvs, rollout, turn_samples
+
+from tetrad.agents.rollout import LocalEnvs, rollout
 from tetrad.agents.shop import ShopEnv, make_catalogue
 from tetrad.agents.skills import SkillLibrary
 from tetrad.core.seeding import seed_everything
 from tetrad.llm.models import ModelSpec
 from tetrad.llm.sampling import SamplingParams
-
 
 def test_llm_policy_drives_rollouts_and_keeps_token_ids():
     seed_everything(0)
@@ -24,5 +25,5 @@ def test_llm_policy_drives_rollouts_and_keeps_token_ids():
     first = policy.calls[0]
     assert first.texts == [t.response for t in (eps[0].turns[0], eps[1].turns[0])]
     assert first.response_ids.shape[1] <= 8 and torch.all(first.response_mask.sum(1) >= 1)
-    samples = turn_samples(eps, lambda s: policy.tokenizer(s, add_special_tokens=False)["input_ids"])
-    assert len(samples) == 6 and all(sum(s["loss_mask"]) > 0 for s in samples)
+    turns, _ = generated_turns(eps, torch.zeros(2), policy.tokenizer)
+    assert len(turns) == 6 and torch.all(turns.response_mask.sum(1) > 0)

@@ -264,15 +264,17 @@ def token_nll(model, batch: list[EncodedExample], pad: int) -> torch.Tensor:
     return -logp.sum() / resp_mask.sum()
 
 
-def action_logprobs(model, batch: list[EncodedExample], pad: int, prompt_nll: bool = False):
-    """log pi(expert action | prompt) under the scoring policy (softmax over each example's
-    candidates of their summed response log-probs) [B], and whether its greedy choice is the
-    expert's [B]; with `prompt_nll`, also the mean next-token NLL of the prompts' own tokens
-    (the auxiliary loss of `lm_weight`), from the same forward pass."""
+def action_logprobs(model, batch: list[EncodedExample], pad: int, prompt_nll: bool = False,
+                    temperature: float = 1.0):
+    """log pi(target action | prompt) under the scoring policy (softmax over each example's
+    candidates of their summed response log-probs, divided by `temperature`) [B], and whether its
+    greedy choice is the target [B]; with `prompt_nll`, also the mean next-token NLL of the
+    prompts' own tokens (the auxiliary loss of `lm_weight`), from the same forward pass. The
+    target is the expert's action in BC and the action taken in RL (`tetrad.agents.handoff`)."""
     device = model.device
     packed = packed_continuation_logprobs(model, [e.prompt for e in batch], [e.candidates for e in batch], pad,
                                           with_prompt=prompt_nll)
-    scores = packed[0].sum(1)
+    scores = packed[0].sum(1) / temperature
     # the candidates of each example as one row of a [B, most candidates] grid, -inf beyond its own,
     # so the per-example softmax is one batched call
     counts = torch.tensor([len(e.candidates) for e in batch], device=device)

@@ -18,7 +18,10 @@ behaviour-cloned policy) or a small instruction model that never writes the `<ac
 itself (SmolLM2-135M) still acts validly this way. The shop's free-text search box is scored as one candidate,
 `search[<the instruction>]`. After each `act`, `last_token_logprobs[i]` holds the per-token
 log-probs (temperature 1) of the chosen response of prompt `i`; the rollout loop stores them in
-the turn, and `turn_samples` hands them on as the update's old log-probs.
+the turn. For the RL update what matters is the probability of the *action*:
+`last_action_logprobs[i]` is log softmax(scores / temperature) at the chosen action (temperature 1
+when decoding greedily), `last_candidates[i]` the actions it chose among; the rollout loop stores
+both in the turn and `tetrad.agents.handoff` hands them on as the update's old log-probs.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class LLMPolicy:
         self.chat = chat
         self.keep_rollouts = keep_rollouts
         self.calls = []
+        self.last_response_ids: list[list[int]] = []
 
     @classmethod
     def load(cls, spec: ModelSpec, params: SamplingParams | None = None, **kwargs) -> "LLMPolicy":
@@ -51,6 +55,9 @@ class LLMPolicy:
         rollouts = sample(self.model, self.tokenizer, prompts, n=1, params=self.params, chat=self.chat)
         if self.keep_rollouts:
             self.calls.append(rollouts)
+        # the sampled token ids (not a re-tokenisation of the text), which the RL update scores
+        self.last_response_ids = [ids[m.bool()].tolist() for ids, m in zip(rollouts.response_ids,
+                                                                           rollouts.response_mask)]
         return rollouts.texts
 
 
@@ -97,6 +104,8 @@ class ActionScoringPolicy:
         self.rng = random.Random(seed)
         self.last_token_logprobs: list[list[float]] = []
         self.last_scores: list[list[float]] = []
+        self.last_action_logprobs: list[float] = []
+        self.last_candidates: list[list[str]] = []
 
     @classmethod
     def load(cls, spec: ModelSpec, **kwargs) -> "ActionScoringPolicy":
@@ -111,15 +120,19 @@ class ActionScoringPolicy:
 
     def act(self, prompts: list[str], infos: list[dict]) -> list[str]:
         out, self.last_token_logprobs, self.last_scores = [], [], []
+        self.last_action_logprobs, self.last_candidates = [], []
         for prompt, info in zip(prompts, infos):
             actions = candidate_actions(info)
             responses = [action_response(a) for a in actions]
             token_logps = self.score(prompt, responses)
             scores = [sum(t) / len(t) if self.action_score == "mean" else sum(t) for t in token_logps]
             choice = self._choose(scores)
+            logps = torch.log_softmax(torch.tensor(scores, dtype=torch.float64) / (self.temperature or 1.0), 0)
             out.append(responses[choice])
             self.last_token_logprobs.append(token_logps[choice])
             self.last_scores.append(scores)
+            self.last_action_logprobs.append(float(logps[choice]))
+            self.last_candidates.append(actions)
         return out
 
     def _choose(self, scores: list[float]) -> int:

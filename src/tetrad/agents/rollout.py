@@ -17,8 +17,8 @@ continues: the text still goes to the environment, which answers "Nothing happen
 or leaves the page as it was (shop).
 
 Episode reward: ALFWorld 10 x won, shop the task score (WebShop's reward in [0, 1]); minus the
-invalid-action penalties. `turn_samples` turns episodes into what a policy-gradient update needs:
-per turn, prompt + response token ids and a loss mask over the response tokens.
+invalid-action penalties. `tetrad.agents.handoff` turns episodes into what a policy-gradient
+update needs.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from tetrad.agents.skills import SkillLibrary
 from tetrad.core.errors import UserError
@@ -106,6 +106,12 @@ class Turn:
     # per-token log-probs of the response under the policy that chose it, when the policy
     # reports them (`last_token_logprobs`, as `ActionScoringPolicy` does)
     token_logprobs: list[float] | None = None
+    # a scoring policy's log-probability of the action it took (at its temperature) and the
+    # actions it chose among (`last_action_logprobs`, `last_candidates`): the RL ratio's old side
+    action_logprob: float | None = None
+    candidates: list[str] | None = None
+    # a generating policy's sampled response token ids (`last_response_ids`)
+    response_ids: list[int] | None = None
 
 
 @dataclass
@@ -197,6 +203,9 @@ def _play_wave(envs, policy, wave, flags, env_kind, skills, active, max_steps, h
         responses = policy.act(prompts, [infos[i] for i in idx])
         model_seconds = (time.perf_counter() - t0) / len(idx)
         logprobs = getattr(policy, "last_token_logprobs", None) or [None] * len(idx)
+        action_logps = getattr(policy, "last_action_logprobs", None) or [None] * len(idx)
+        candidates = getattr(policy, "last_candidates", None) or [None] * len(idx)
+        response_ids = getattr(policy, "last_response_ids", None) or [None] * len(idx)
         actions: list[str | None] = [None] * n
         parsed = {}
         for i, response in zip(idx, responses):
@@ -205,11 +214,13 @@ def _play_wave(envs, policy, wave, flags, env_kind, skills, active, max_steps, h
         t0 = time.perf_counter()
         results = envs.step(actions)
         env_seconds = (time.perf_counter() - t0) / len(idx)
-        for i, prompt, response, logp in zip(idx, prompts, responses, logprobs):
+        for i, prompt, response, logp, action_logp, cands, ids in zip(idx, prompts, responses, logprobs,
+                                                                      action_logps, candidates, response_ids):
             o, r, done, info = results[i]
             valid = is_admissible(parsed[i], infos[i]["admissible_commands"])
             ep = eps[i]
-            ep.turns.append(Turn(prompt, response, parsed[i], valid, o, float(r), env_seconds, model_seconds, logp))
+            ep.turns.append(Turn(prompt, response, parsed[i], valid, o, float(r), env_seconds, model_seconds, logp,
+                                 action_logp, cands, ids))
             ep.n_invalid += not valid
             histories[i].append((obs[i], parsed[i] or response.strip()[-200:]))
             obs[i], infos[i] = o, info
@@ -224,25 +235,6 @@ def _play_wave(envs, policy, wave, flags, env_kind, skills, active, max_steps, h
         base = EPISODE_REWARD_SCALE[env_kind] * (float(ep.won) if env_kind == "alfworld" else ep.score)
         ep.reward = base - invalid_penalty * ep.n_invalid
     return eps
-
-
-def turn_samples(episodes: list[Episode], encode: Callable[[str], list[int]]) -> list[dict]:
-    """One training sample per turn: `input_ids` = prompt + response tokens, `loss_mask` 1 on the
-    response tokens only, with the episode's index, reward and skill flag for advantage estimation;
-    `old_logprobs` (one per response token) when the policy reported them."""
-    samples = []
-    for e, ep in enumerate(episodes):
-        for t, turn in enumerate(ep.turns):
-            p, r = encode(turn.prompt), encode(turn.response)
-            sample = {"episode": e, "turn": t, "input_ids": p + r, "loss_mask": [0] * len(p) + [1] * len(r),
-                      "reward": ep.reward, "skills": ep.skills, "task_type": ep.task_type}
-            if turn.token_logprobs is not None:
-                if len(turn.token_logprobs) != len(r):
-                    raise ValueError(f"turn {t} of episode {e}: {len(turn.token_logprobs)} log-probs for "
-                                     f"{len(r)} response tokens (encode is not the policy's tokenizer)")
-                sample["old_logprobs"] = list(turn.token_logprobs)
-            samples.append(sample)
-    return samples
 
 
 class ExpertPolicy:

@@ -1,0 +1,151 @@
+"""`tetrad skillc compare`: every method and ablation from the same base policy, same seeds and
+budget, into `docs/results/skillc.md`.
+
+Runs land in `runs/skillc/<prefix>-<variant>-s<seed>`. Each finished run's summary is also written,
+with the settings it was made with, to `<results_dir>/<prefix>-<variant>-s<seed>.json`; a later
+compare (in another session, on another machine) reuses those files and the finished runs and
+trains only what is missing, and refuses a file or run made with other settings. The tables are
+made from the files alone.
+
+Methods are compared with SkillC seed by seed (runs of one seed start from the same base policy
+and draw the same training games), as paired differences with a 95% t interval over seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from scipy import stats as scipy_stats
+
+from tetrad.core.config import Config
+from tetrad.core.errors import UserError
+from tetrad.core.io import atomic_write_json, write_marked_block
+from tetrad.core.rundir import finished_summary
+from tetrad.skillc.recipe import SkillCConfig, train
+
+VARIANTS: dict[str, dict] = {
+    "skillc": {"method": "skillc"},
+    "grpo": {"method": "grpo"},
+    "grpo_skills": {"method": "grpo_skills"},
+    "skill0": {"method": "skill0"},
+    "d2skill": {"method": "d2skill"},
+    "no_pairing": {"method": "skillc", "pairing": False},
+    "no_pruning": {"method": "skillc", "pruning": False},
+    "fixed_share": {"method": "skillc", "allocation": "fixed"},
+    "fixed_gate": {"method": "skillc", "normalisation": "fixed_gate"},
+}
+
+
+class CompareConfig(Config):
+    run: SkillCConfig = SkillCConfig()
+    seeds: list[int] = [0, 1, 2]
+    variants: list[str] = list(VARIANTS)
+    prefix: str = "compare"
+    results_dir: str = "docs/results/skillc"
+    output: str = "docs/results/skillc.md"
+    block: str = "skillc-compare"
+
+
+def variant_config(cfg: CompareConfig, variant: str, seed: int) -> SkillCConfig:
+    if variant not in VARIANTS:
+        raise UserError(f"unknown variant '{variant}' (known: {', '.join(VARIANTS)})")
+    data = {**cfg.run.model_dump(), **VARIANTS[variant], "seed": seed, "name": f"{cfg.prefix}-{variant}-s{seed}",
+            "resume": False}
+    return SkillCConfig.model_validate(data)
+
+
+def _settings(run: SkillCConfig) -> dict:
+    return {k: v for k, v in run.model_dump(mode="json").items() if k not in ("name", "root", "resume")}
+
+
+def run_or_reuse(run: SkillCConfig, results_dir: Path) -> dict:
+    """The summary of `run`: from its committed file, its finished run directory, or by training it."""
+    path = results_dir / f"{run.name}.json"
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved.get("settings") != _settings(run):
+            raise UserError(f"{path} was made with other settings: delete it or choose another prefix")
+        return saved["summary"]
+    summary = finished_summary("skillc", run)
+    if summary is None:
+        summary = train(run)
+    atomic_write_json(path, {"settings": _settings(run), "summary": summary})
+    return summary
+
+
+def paired_interval(diffs: list[float]) -> tuple[float, float]:
+    """Mean of paired differences and the half-width of its 95% t interval (nan for one seed)."""
+    n = len(diffs)
+    mean = sum(diffs) / n
+    if n < 2:
+        return mean, float("nan")
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+    return mean, float(scipy_stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+
+
+def report(summaries: dict[str, dict[int, dict]], command: str, seconds: float) -> str:
+    """The results block: per test split, skill-free success and score per method (mean over
+    seeds), the paired difference from SkillC with 95% CIs, skill-free success per task type, and
+    the cost per update."""
+    first = next(iter(next(iter(summaries.values())).values()))
+    key = "success" if first["env"] == "alfworld" else "score"
+    lines = [f"Command: `{command}` ({seconds / 60:.1f} min of training this session; reused runs cost none).", ""]
+    for split in first["test"]:
+        lines += [f"### Test split `{split}` ({first['env']})", "",
+                  "| method | seeds | success, no skills | score, no skills | success, skills | "
+                  "no-skills success - SkillC [95% CI] | no-skills score - SkillC [95% CI] |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        ref = summaries.get("skillc", {})
+        for variant, by_seed in summaries.items():
+            seeds = sorted(by_seed)
+            off = [by_seed[s]["test"][split]["skills_off"] for s in seeds]
+            on = [by_seed[s]["test"][split]["skills_on"] for s in seeds]
+            cells = []
+            for metric in ("success", "score"):
+                paired = [by_seed[s]["test"][split]["skills_off"][metric] - ref[s]["test"][split]["skills_off"][metric]
+                          for s in seeds if s in ref]
+                if variant == "skillc" or not paired:
+                    cells.append("")
+                else:
+                    mean, half = paired_interval(paired)
+                    cells.append(f"{mean:+.3f} [{mean - half:+.3f}, {mean + half:+.3f}]")
+            lines.append(f"| {variant} | {len(seeds)} | {_mean(o['success'] for o in off):.3f} | "
+                         f"{_mean(o['score'] for o in off):.3f} | {_mean(o['success'] for o in on):.3f} | "
+                         f"{cells[0]} | {cells[1]} |")
+        types = sorted({t for by_seed in summaries.values() for s in by_seed.values()
+                        for t in s["test"][split]["skills_off"][f"{key}_per_type"]})
+        lines += ["", f"Skill-free {key} per task type (mean over seeds):", "",
+                  "| method | " + " | ".join(types) + " |", "| --- |" + " ---: |" * len(types)]
+        for variant, by_seed in summaries.items():
+            cells = [_mean(s["test"][split]["skills_off"][f"{key}_per_type"].get(t, float("nan"))
+                           for s in by_seed.values()) for t in types]
+            lines.append(f"| {variant} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
+        lines.append("")
+    lines += ["### Cost per update (seconds, mean over updates and seeds)", "",
+              "| method | update total | rollout | of which env | of which model | policy step | "
+              "share of rollout time on skill-injected rollouts |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for variant, by_seed in summaries.items():
+        c = {k: _mean(s["cost"][k] for s in by_seed.values()) for k in next(iter(by_seed.values()))["cost"]}
+        lines.append(f"| {variant} | {c['step_seconds']:.1f} | {c['rollout_seconds']:.1f} | {c['env_seconds']:.1f} | "
+                     f"{c['model_seconds']:.1f} | {c['update_seconds']:.1f} | {c['skill_rollout_share']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else float("nan")
+
+
+def compare(cfg: CompareConfig, command: str) -> Path:
+    import time
+
+    if not cfg.seeds or not cfg.variants:
+        raise UserError("compare needs at least one seed and one variant")
+    configs = {v: {s: variant_config(cfg, v, s) for s in cfg.seeds} for v in cfg.variants}
+    results_dir = Path(cfg.results_dir)
+    start = time.perf_counter()
+    summaries = {v: {s: run_or_reuse(c, results_dir) for s, c in by_seed.items()} for v, by_seed in configs.items()}
+    text = report(summaries, command, time.perf_counter() - start)
+    return write_marked_block(cfg.output, cfg.block, text, title="# SkillC results")
