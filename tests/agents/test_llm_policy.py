@@ -4,7 +4,6 @@ import torch
 
 from tetrad.agents.handoff import generated_turns
 from tetrad.agents.llm_policy import LLMPolicy
-
 from tetrad.agents.rollout import LocalEnvs, rollout
 from tetrad.agents.shop import ShopEnv, make_catalogue
 from tetrad.agents.skills import SkillLibrary

@@ -99,6 +99,7 @@ import torch
 
 from tetrad.agents.llm_policy import (ActionScoringPolicy, action_response, as_candidate, candidate_actions,
                                       encode_prompt, encode_response)
+from tetrad.agents.match import N_CODES, match_codes
 from tetrad.agents.rollout import LocalEnvs, build_prompt, command_word, parse_action, rollout
 from tetrad.core.config import RunConfig
 from tetrad.core.errors import UserError
@@ -133,6 +134,9 @@ class BCConfig(RunConfig):
     min_word_frequency: int = 1
     # fresh model: the tokens of one word (" black", "black", " Black") start from one embedding
     share_word_init: bool = False
+    # exact-match features on the candidates' tokens (`tetrad.agents.match`); a model from
+    # init= that has them keeps them either way
+    match_features: bool = False
     hidden: int = 128
     layers: int = 4
     heads: int = 4
@@ -239,10 +243,13 @@ class EncodedExample:
     response: list[int]
     candidates: list[list[int]]
     target: int  # index of the expert's action among the candidates
+    # per candidate, per token: exact-match codes (`tetrad.agents.match`), for a model with features
+    features: list[list[int]] | None = None
 
 
-def encode_examples(examples: list[BCExample], tok) -> list[EncodedExample]:
-    """Token ids as `ActionScoringPolicy` (chat=True, as the evaluation runs it) encodes them."""
+def encode_examples(examples: list[BCExample], tok, features: bool = False) -> list[EncodedExample]:
+    """Token ids as `ActionScoringPolicy` (chat=True, as the evaluation runs it) encodes them, and
+    with `features` the candidates' exact-match codes as it computes them."""
     responses: dict[str, list[int]] = {}
 
     def response_ids(action: str) -> list[int]:
@@ -250,9 +257,13 @@ def encode_examples(examples: list[BCExample], tok) -> list[EncodedExample]:
             responses[action] = encode_response(tok, action_response(action))
         return responses[action]
 
-    return [EncodedExample(ex.action, encode_prompt(tok, ex.prompt), response_ids(ex.action),
-                           [response_ids(c) for c in ex.candidates], ex.candidates.index(ex.action))
-            for ex in examples]
+    out = []
+    for ex in examples:
+        candidates = [response_ids(c) for c in ex.candidates]
+        out.append(EncodedExample(ex.action, encode_prompt(tok, ex.prompt), response_ids(ex.action), candidates,
+                                  ex.candidates.index(ex.action),
+                                  match_codes(ex.prompt, candidates, tok) if features else None))
+    return out
 
 
 def token_nll(model, batch: list[EncodedExample], pad: int) -> torch.Tensor:
@@ -272,8 +283,9 @@ def action_logprobs(model, batch: list[EncodedExample], pad: int, prompt_nll: bo
     prompts' own tokens (the auxiliary loss of `lm_weight`), from the same forward pass. The
     target is the expert's action in BC and the action taken in RL (`tetrad.agents.handoff`)."""
     device = model.device
+    features = [e.features for e in batch] if all(e.features is not None for e in batch) else None
     packed = packed_continuation_logprobs(model, [e.prompt for e in batch], [e.candidates for e in batch], pad,
-                                          with_prompt=prompt_nll)
+                                          with_prompt=prompt_nll, features=features)
     scores = packed[0].sum(1) / temperature
     # the candidates of each example as one row of a [B, most candidates] grid, -inf beyond its own,
     # so the per-example softmax is one batched call
@@ -438,7 +450,8 @@ def split_episodes(episodes: list, holdout: float, seed: int) -> tuple[list, lis
 
 def train_bc(cfg: BCConfig) -> dict:
     from tetrad.agents.skills import SkillLibrary
-    from tetrad.llm.models import ModelSpec, load_policy, save_policy, tiny_llama
+    from tetrad.llm.models import (ModelSpec, add_token_features, load_policy, save_policy, tiny_llama,
+                                   token_feature_codes)
     from tetrad.llm.tokenizers import word_tokenizer
 
     if min(cfg.batch_size, cfg.checkpoint_every, cfg.log_every, cfg.eval_every, cfg.eval_examples, cfg.dagger_games,
@@ -501,7 +514,10 @@ def train_bc(cfg: BCConfig) -> dict:
         model = tiny_llama(tok, cfg.hidden, cfg.layers, cfg.heads, max_positions)
         if cfg.share_word_init:
             share_word_embeddings(model, tok)
-    encoded, held_encoded = encode_examples(examples, tok), encode_examples(held, tok)
+    if cfg.match_features and not token_feature_codes(model):
+        add_token_features(model, N_CODES)
+    features = token_feature_codes(model) > 0
+    encoded, held_encoded = encode_examples(examples, tok, features), encode_examples(held, tok, features)
     longest = max(len(e.prompt) + max(map(len, e.candidates)) for e in encoded + held_encoded)
     if longest > max_positions:
         raise UserError(f"the longest example has {longest} tokens: raise max_positions (now {max_positions})")
@@ -528,7 +544,7 @@ def train_bc(cfg: BCConfig) -> dict:
             data = dagger_round(model, tok, *_dagger_games(train_eps, cfg, r), library, cfg, r)
             dagger_seconds += time.perf_counter() - t
             atomic_write_json(path, data)
-        encoded.extend(encode_examples([BCExample(**e) for e in data["examples"]], tok))
+        encoded.extend(encode_examples([BCExample(**e) for e in data["examples"]], tok, features))
         stats = {**{k: v for k, v in data.items() if k != "examples"}, "examples": len(data["examples"])}
         dagger_stats.append(stats)
         return stats

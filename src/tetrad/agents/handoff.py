@@ -25,6 +25,7 @@ import torch
 
 from tetrad.agents.bc import EncodedExample, action_logprobs
 from tetrad.agents.llm_policy import action_response, encode_prompt, encode_response
+from tetrad.agents.match import match_codes
 from tetrad.agents.rollout import Episode
 from tetrad.core.errors import UserError
 from tetrad.llm.logprobs import pad_sequences
@@ -54,8 +55,10 @@ def _per_turn(episodes: list[Episode], advantages: torch.Tensor) -> list[tuple[i
     return [(e, float(advantages[e])) for e, ep in enumerate(episodes) for _ in ep.turns]
 
 
-def scored_turns(episodes: list[Episode], advantages: torch.Tensor, tokenizer, chat: bool = True) -> ScoredTurns:
-    """The update batch of a scoring policy's episodes (one row per turn)."""
+def scored_turns(episodes: list[Episode], advantages: torch.Tensor, tokenizer, chat: bool = True,
+                 features: bool = False) -> ScoredTurns:
+    """The update batch of a scoring policy's episodes (one row per turn); `features`: with the
+    candidates' exact-match codes, for a model that has token features."""
     rows = _per_turn(episodes, advantages)
     examples, old = [], []
     responses: dict[str, list[int]] = {}
@@ -67,9 +70,10 @@ def scored_turns(episodes: list[Episode], advantages: torch.Tensor, tokenizer, c
             for c in turn.candidates:
                 if c not in responses:
                     responses[c] = encode_response(tokenizer, action_response(c))
+            candidates = [responses[c] for c in turn.candidates]
             examples.append(EncodedExample(turn.action, encode_prompt(tokenizer, turn.prompt, chat),
-                                           responses[turn.action], [responses[c] for c in turn.candidates],
-                                           turn.candidates.index(turn.action)))
+                                           responses[turn.action], candidates, turn.candidates.index(turn.action),
+                                           match_codes(turn.prompt, candidates, tokenizer) if features else None))
             old.append(turn.action_logprob)
     return ScoredTurns(examples, torch.tensor(old, dtype=torch.float32),
                        torch.tensor([a for _, a in rows], dtype=torch.float32),

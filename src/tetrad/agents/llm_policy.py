@@ -15,7 +15,8 @@ renormalised. `action_score="mean"` scores by the mean token log-prob instead (l
 normalisation, as multiple-choice evaluations of LMs do): summed, an untrained model prefers
 the shortest command whatever the prompt says. A tiny model trained from scratch (the
 behaviour-cloned policy) or a small instruction model that never writes the `<action>` tag by
-itself (SmolLM2-135M) still acts validly this way. The shop's free-text search box is scored as one candidate,
+itself (SmolLM2-135M) still acts validly this way. A model with token features (`bc
+match_features=true`) gets each candidate token's exact-match code (`tetrad.agents.match`). The shop's free-text search box is scored as one candidate,
 `search[<the instruction>]`. After each `act`, `last_token_logprobs[i]` holds the per-token
 log-probs (temperature 1) of the chosen response of prompt `i`; the rollout loop stores them in
 the turn. For the RL update what matters is the probability of the *action*:
@@ -30,9 +31,10 @@ import random
 
 import torch
 
+from tetrad.agents.match import match_codes
 from tetrad.core.errors import UserError
 from tetrad.llm.logprobs import continuation_logprobs, pad_sequences, prompt_cache
-from tetrad.llm.models import ModelSpec, load_policy
+from tetrad.llm.models import ModelSpec, load_policy, token_feature_codes
 from tetrad.llm.sampling import SamplingParams, format_prompts, sample
 
 
@@ -156,8 +158,12 @@ class ActionScoringPolicy:
         for start in range(0, len(responses), self.candidate_batch):
             chunk = [self.encode_response(r) for r in responses[start:start + self.candidate_batch]]
             ids, mask = (t.to(device) for t in pad_sequences(chunk, self.tokenizer.pad_token_id))
+            features = None
+            if token_feature_codes(self.model):
+                features = pad_sequences(match_codes(prompt, chunk, self.tokenizer), 0)[0].to(device)
             logp = continuation_logprobs(self.model, cache, last, prompt_mask,
-                                         torch.zeros(len(chunk), dtype=torch.long, device=device), ids, mask)
+                                         torch.zeros(len(chunk), dtype=torch.long, device=device), ids, mask,
+                                         features)
             result += [logp[i, :len(r)].tolist() for i, r in enumerate(chunk)]
         self.model.train(was_training)
         return result

@@ -58,6 +58,26 @@ SCORE_PARTS = ("r_type", "r_att", "r_option", "r_price")
 EPISODE_REWARD_SCALE = {"alfworld": 10.0, "shop": 1.0}
 
 
+# where each part of a prompt begins and ends: the templates above share these markers
+SECTION_MARKERS = {
+    "task": ("Your task is to: ", "\n"),
+    "skills": ("Skills that help with this task:", "\nPrior to this step"),
+    "history": ("the corresponding actions you took:\n", "\nYou are now at step"),
+    "observation": ("your current observation is: ", "\nYour admissible actions"),
+}
+
+
+def prompt_sections(prompt: str) -> dict[str, str]:
+    """The text of each part of a prompt `build_prompt` wrote: task line, skill block, history,
+    current observation ("" for a part the prompt lacks)."""
+    out = {}
+    for name, (start, end) in SECTION_MARKERS.items():
+        i = prompt.find(start)
+        j = prompt.find(end, i + len(start)) if i >= 0 else -1
+        out[name] = prompt[i + len(start):j] if j >= 0 else ""
+    return out
+
+
 class Policy(Protocol):
     def act(self, prompts: list[str], infos: list[dict]) -> list[str]: ...
 

@@ -36,18 +36,27 @@ def prompt_cache(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor):
     return out.cache, out.logits[:, -1].float()
 
 
+def token_inputs(model, ids: torch.Tensor, features: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """The model's input for `ids`: the ids themselves, or, with per-token feature codes (a model
+    given `tetrad.llm.models.add_token_features`), token embedding + feature embedding."""
+    if features is None or getattr(model, "token_features", None) is None:
+        return {"input_ids": ids}
+    return {"inputs_embeds": model.get_input_embeddings()(ids) + model.token_features(features)}
+
+
 def continuation_logprobs(model, cache, last_logits: torch.Tensor, prompt_mask: torch.Tensor, rows: torch.Tensor,
-                          ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Per-token log-probs [C, W] of right-padded continuations `ids` (mask `mask`), continuation c
-    following prompt `rows[c]` of a `prompt_cache`; 0 where masked. The cache is read, not
-    extended, so it serves any number of calls, and gradients flow back into the prompts."""
+                          ids: torch.Tensor, mask: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-token log-probs [C, W] of right-padded continuations `ids` (mask `mask`, feature codes
+    `features` of the same shape, if any), continuation c following prompt `rows[c]` of a
+    `prompt_cache`; 0 where masked. The cache is read, not extended, so it serves any number of
+    calls, and gradients flow back into the prompts."""
     from transformers import DynamicCache
 
     rows_cache = DynamicCache([(layer.keys[rows], layer.values[rows]) for layer in cache.layers])
     rows_mask = prompt_mask[rows]
     positions = rows_mask.sum(1, keepdim=True) + torch.arange(ids.shape[1], device=ids.device)
-    logits = model(input_ids=ids, attention_mask=torch.cat([rows_mask, mask], 1), position_ids=positions,
-                   cache=rows_cache, use_cache=True).logits.float()
+    logits = model(**token_inputs(model, ids, features), attention_mask=torch.cat([rows_mask, mask], 1),
+                   position_ids=positions, cache=rows_cache, use_cache=True).logits.float()
     # token t of a continuation is predicted by its prompt's last position (t = 0) or by t - 1
     logits = torch.cat([last_logits[rows].unsqueeze(1), logits[:, :-1]], 1)
     return torch.log_softmax(logits, -1).gather(-1, ids.unsqueeze(-1)).squeeze(-1) * mask
@@ -66,7 +75,8 @@ def pad_sequences(sequences: list[list[int]], pad: int, left: bool = False) -> t
 
 
 def packed_continuation_logprobs(model, prompts: list[list[int]], continuations: list[list[list[int]]],
-                                 pad: int, with_prompt: bool = False):
+                                 pad: int, with_prompt: bool = False,
+                                 features: list[list[list[int]]] | None = None):
     """Per-token log-probs [C, W] (and mask) of every continuation of every prompt, continuation
     lists flattened prompt by prompt, from one forward pass per batch with no KV copies.
 
@@ -80,12 +90,14 @@ def packed_continuation_logprobs(model, prompts: list[list[int]], continuations:
     models, the tiny policy and SmolLM2 included).
 
     `with_prompt=True` also returns the prompts' own next-token log-probs [B, P - 1] and mask
-    (token t + 1 given tokens 0..t, prompts right-padded), from the same pass.
+    (token t + 1 given tokens 0..t, prompts right-padded), from the same pass. `features`, shaped
+    like `continuations`, are the continuation tokens' feature codes (`token_inputs`).
     """
     device = model.device
     rows = [p + [t for c in conts for t in c] for p, conts in zip(prompts, continuations)]
     width = max(map(len, rows))
     ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    codes = torch.zeros((len(rows), width), dtype=torch.long)
     positions = torch.zeros((len(rows), width), dtype=torch.long)
     block = torch.full((len(rows), width), -1, dtype=torch.long)  # 0: prompt, c + 1: continuation c, -1: padding
     sources, targets, lengths = [], [], []  # flat (row, position) predicting each continuation token
@@ -99,6 +111,8 @@ def packed_continuation_logprobs(model, prompts: list[list[int]], continuations:
             span = slice(start, start + len(cont))
             positions[r, span] = torch.arange(p, p + len(cont))
             block[r, span] = c + 1
+            if features is not None:
+                codes[r, span] = torch.tensor(features[r][c], dtype=torch.long)
             sources.append([r * width + (p - 1 if j == 0 else start + j - 1) for j in range(len(cont))])
             targets.append(cont)
             lengths.append(len(cont))
@@ -109,7 +123,8 @@ def packed_continuation_logprobs(model, prompts: list[list[int]], continuations:
     sees_prompt = (block[:, None, :] == 0) & (block[:, :, None] >= 0)
     allowed = (same_block | sees_prompt) & causal  # padding sees padding, so no row is empty
     mask = torch.zeros(allowed.shape, dtype=model.dtype, device=device).masked_fill_(~allowed, torch.finfo(model.dtype).min)
-    hidden = model.get_decoder()(input_ids=ids, attention_mask=mask[:, None], position_ids=positions,
+    inputs = token_inputs(model, ids, codes.to(device) if features is not None else None)
+    hidden = model.get_decoder()(**inputs, attention_mask=mask[:, None], position_ids=positions,
                                  use_cache=False).last_hidden_state
     head = model.get_output_embeddings()
     cont_width = max(lengths)

@@ -80,6 +80,8 @@ def _from_pretrained(path: str, gguf_file: str | None, dtype: torch.dtype):
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     tok = AutoTokenizer.from_pretrained(path, **kwargs)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
+    if getattr(model.config, "token_feature_codes", 0):
+        _restore_token_features(model, path)
     if gguf_file:
         # transformers dequantises GGUF weights into ordinary tensors but keeps the GGUF
         # quantizer, which makes `save_pretrained` refuse; the model is a plain one now
@@ -119,6 +121,39 @@ def tiny_llama(tokenizer, hidden: int = 128, layers: int = 4, heads: int = 4, ma
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          tie_word_embeddings=True)
     return LlamaForCausalLM(config)
+
+
+def add_token_features(model, n_codes: int):
+    """Give `model` a learned embedding of a per-token feature code, added to the token embedding
+    of continuation tokens by `tetrad.llm.logprobs` (`features=`). Code 0 is "no feature" and
+    embeds to zero (prompt tokens and padding), so a model without features and one with all-zero
+    codes compute the same thing. Recorded in the config (`token_feature_codes`), saved with the
+    weights and restored by `load_policy`. The agents' exact-match features use it."""
+    model.token_features = torch.nn.Embedding(n_codes, model.config.hidden_size, padding_idx=0)
+    torch.nn.init.normal_(model.token_features.weight, std=0.02)
+    with torch.no_grad():
+        model.token_features.weight[0].zero_()
+    model.token_features.to(model.device)
+    model.config.token_feature_codes = n_codes
+    return model
+
+
+def token_feature_codes(model) -> int:
+    """How many feature codes the model embeds (0: it has no token features)."""
+    features = getattr(model, "token_features", None)
+    return features.num_embeddings if features is not None else 0
+
+
+def _restore_token_features(model, path: str) -> None:
+    from safetensors.torch import load_file
+
+    weights = {}
+    for file in sorted(Path(path).glob("*.safetensors")):
+        weights.update({k: v for k, v in load_file(str(file)).items() if k.startswith("token_features.")})
+    if "token_features.weight" not in weights:
+        raise UserError(f"{path}: config.json declares token features but the weights hold none")
+    add_token_features(model, model.config.token_feature_codes)
+    model.token_features.load_state_dict({"weight": weights["token_features.weight"]})
 
 
 def save_policy(model, tokenizer, directory: str | os.PathLike) -> Path:

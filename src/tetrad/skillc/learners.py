@@ -22,7 +22,7 @@ from tetrad.agents.handoff import generated_turns, scored_logprobs, scored_turns
 from tetrad.agents.llm_policy import ActionScoringPolicy, LLMPolicy
 from tetrad.core.errors import UserError
 from tetrad.llm.grpo import grpo_token_losses
-from tetrad.llm.models import save_policy
+from tetrad.llm.models import save_policy, token_feature_codes
 from tetrad.llm.sampling import SamplingParams
 from tetrad.llm.update import PolicyUpdater, UpdateConfig, warmup_cosine
 
@@ -39,7 +39,7 @@ class ScoringLearner:
         return ActionScoringPolicy(self.model, self.tokenizer, temperature=t, seed=seed)
 
     def step(self, episodes, advantages: torch.Tensor) -> dict[str, float]:
-        batch = scored_turns(episodes, advantages, self.tokenizer)
+        batch = scored_turns(episodes, advantages, self.tokenizer, features=token_feature_codes(self.model) > 0)
         n, pad = len(batch), self.tokenizer.pad_token_id
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)

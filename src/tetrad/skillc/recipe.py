@@ -79,7 +79,7 @@ class SkillCConfig(RunConfig):
     name: str = "skillc"
     method: Method = "skillc"
     env: Literal["alfworld", "shop"] = "shop"
-    base_policy: str = "runs/agents/bc-shop"  # a `tetrad agents bc` run, or a Hugging Face model folder
+    base_policy: str = "runs/agents/bc-shop-match"  # a `tetrad agents bc` run, or a Hugging Face model folder
     decode: Literal["score", "generate"] = "score"
     skills_dir: str = ""  # empty: the library shipped with tetrad
     skill_types: list[str] = []  # the task types whose skills the curriculum manages; empty: all
@@ -89,18 +89,18 @@ class SkillCConfig(RunConfig):
     train_games: str = ""  # ALFWorld: train game folder; the shop: empty (train goals of the catalogue)
     val_games: str = ""  # ALFWorld: validation game folder
     test_games: dict[str, str] = {}  # ALFWorld: split name -> folder, e.g. valid_seen / valid_unseen
-    n_train: PositiveInt = 500  # shop: train goals drawn from
+    n_train: PositiveInt = 1000  # shop: train goals drawn from
     n_val: PositiveInt = 48  # shop: validation goals (ALFWorld: all of val_games)
     n_test: PositiveInt = 100  # shop: test goals (ALFWorld: all of each test folder)
     max_steps: PositiveInt = 50  # ALFWorld's step limit; the shop caps it at 15
     history_length: Annotated[int, Field(ge=-1)] = -1  # -1: the one the base policy trained with
     invalid_penalty: Annotated[float, Field(ge=0.0)] = 0.1
     # the update
-    steps: PositiveInt = 100
+    steps: PositiveInt = 40
     tasks_per_step: PositiveInt = 4
-    group_size: Annotated[int, Field(ge=2)] = 8
+    group_size: Annotated[int, Field(ge=2)] = 4
     temperature: Annotated[float, Field(gt=0.0)] = 1.0
-    lr: Annotated[float, Field(gt=0.0)] = 1e-4
+    lr: Annotated[float, Field(gt=0.0)] = 3e-4
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
     warmup_ratio: Share = 0.05
     clip_eps: Annotated[float, Field(gt=0.0)] = 0.2
@@ -120,7 +120,7 @@ class SkillCConfig(RunConfig):
     # baselines
     d2skill_coef: Annotated[float, Field(ge=0.0)] = 1.0
     skill0_stages: list[Annotated[int, Field(ge=0)]] = [6, 3, 0]
-    checkpoint_every: PositiveInt = 10
+    checkpoint_every: PositiveInt = 5
     log_every: PositiveInt = 1
     n_envs: PositiveInt = 8
 

@@ -1,0 +1,85 @@
+import pytest
+import torch
+
+from tetrad.agents.bc import BCExample, action_logprobs, encode_examples
+from tetrad.agents.handoff import scored_logprobs, scored_turns
+from tetrad.agents.llm_policy import ActionScoringPolicy, action_response
+from tetrad.agents.match import match_codes, section_words
+from tetrad.agents.rollout import Episode, Turn, build_prompt, prompt_sections
+from tetrad.core.seeding import seed_everything
+from tetrad.llm.models import ModelSpec, add_token_features, load_policy, save_policy, tiny_llama
+from tetrad.llm.tokenizers import word_tokenizer
+
+TASK = "i need a Black shirt with size large"
+SKILLS = "Skills that help with this task:\n- Buy: click[buy now] once every option is chosen"
+HISTORY = [("WebShop [SEP] Search", "search[black shirt]")]
+OBS = "WebShop [SEP] Instruction: [SEP] ... [SEP] size [SEP] small [SEP] large [SEP] color [SEP] red [SEP] black"
+CANDIDATES = ["click[black]", "click[red]", "click[large]", "click[small]", "click[buy now]"]
+
+
+@pytest.fixture(scope="module")
+def setup():
+    seed_everything(0)
+    prompt = build_prompt("shop", TASK, OBS, HISTORY, CANDIDATES, SKILLS, history_length=2)
+    tok = word_tokenizer([prompt] + [action_response(c) for c in CANDIDATES])
+    return prompt, tok
+
+
+def test_prompt_sections_are_the_parts_build_prompt_wrote(setup):
+    prompt, _ = setup
+    parts = prompt_sections(prompt)
+    assert parts["task"] == TASK and parts["skills"].strip() == SKILLS.split("\n", 1)[1]
+    assert "search[black shirt]" in parts["history"] and parts["observation"] == OBS
+    assert prompt_sections(build_prompt("alfworld", "put a mug in cabinet", "You see a mug 1.", [], ["look"]))[
+        "skills"] == ""
+
+
+def test_match_codes_mark_words_whatever_their_token_form(setup):
+    prompt, tok = setup
+    # " black" (task, after a space, upper case there), "black" (inside click[...]) are different tokens...
+    assert tok.convert_tokens_to_ids(" Black") != tok.convert_tokens_to_ids("black")
+    ids = [tok(action_response(c), add_special_tokens=False)["input_ids"] for c in CANDIDATES]
+    codes = match_codes(prompt, ids, tok)
+    pieces = [tok.convert_ids_to_tokens(i) for i in ids]
+    code = {c: dict(zip(p, k)) for c, p, k in zip(CANDIDATES, pieces, codes)}
+    # ...but one word: in the task (bit 0), the history (bit 2) and the observation (bit 3)
+    assert code["click[black]"]["black"] == 0b1101
+    assert code["click[red]"]["red"] == 0b1000  # only on the page
+    assert code["click[large]"]["large"] == 0b1001  # task and page
+    assert code["click[buy now]"]["buy"] == 0b0010  # only the skill names it
+    assert code["click[black]"]["["] == 0  # punctuation has no word
+    assert set(section_words(prompt)[1]) >= {"click", "buy", "now"}
+
+
+def test_features_flow_through_bc_scoring_rl_and_a_saved_model(setup, tmp_path):
+    prompt, tok = setup
+    model = add_token_features(tiny_llama(tok, 32, 1, 2, 2048), 16)
+    with torch.no_grad():
+        model.token_features.weight[1:] += 1.0  # make the features matter
+    ex = BCExample(prompt, "click[black]", CANDIDATES)
+    plain, featured = encode_examples([ex], tok)[0], encode_examples([ex], tok, features=True)[0]
+    assert plain.features is None and featured.features is not None
+    with torch.no_grad():
+        with_f = action_logprobs(model, [featured], tok.pad_token_id)[0]
+        without = action_logprobs(model, [plain], tok.pad_token_id)[0]
+    assert not torch.allclose(with_f, without)  # the codes change the scores
+    # the policy that acts scores exactly what BC trains
+    policy = ActionScoringPolicy(model, tok, temperature=1.0)
+    out = policy.act([prompt], [{"admissible_commands": CANDIDATES}])
+    chosen = CANDIDATES.index(out[0][len("<action>"):-len("</action>")])
+    with torch.no_grad():
+        target = encode_examples([BCExample(prompt, CANDIDATES[chosen], CANDIDATES)], tok, features=True)
+        assert policy.last_action_logprobs[0] == pytest.approx(float(action_logprobs(model, target,
+                                                                                     tok.pad_token_id)[0]), abs=1e-4)
+    # and so does the RL update's ratio
+    turn = Turn(prompt, out[0], CANDIDATES[chosen], True, "", 0.0, 0.0, 0.0, None, policy.last_action_logprobs[0],
+                CANDIDATES)
+    batch = scored_turns([Episode("shop", 0, 0, "fashion", TASK, True, [turn])], torch.ones(1), tok, features=True)
+    with torch.no_grad():
+        assert torch.allclose(scored_logprobs(model, batch, tok.pad_token_id, 1.0), batch.old_logprobs, atol=1e-4)
+    # saved and loaded, the features come back
+    save_policy(model, tok, tmp_path / "m")
+    loaded, loaded_tok = load_policy(ModelSpec(kind="hf", path=str(tmp_path / "m")))
+    assert torch.equal(loaded.token_features.weight, model.token_features.weight)
+    with torch.no_grad():
+        assert torch.allclose(action_logprobs(loaded, [featured], tok.pad_token_id)[0], with_f, atol=1e-5)

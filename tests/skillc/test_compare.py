@@ -1,0 +1,39 @@
+import json
+
+import pytest
+
+from tetrad.core.errors import UserError
+from tetrad.skillc.compare import CompareConfig, _settings, compare, paired_interval, variant_config
+
+
+def fake_summary(success: float, score: float) -> dict:
+    cond = lambda s, c: {"success": s, "score": c, "success_per_type": {"home": s, "shoes": s},
+                         "score_per_type": {"home": c, "shoes": c}}
+    return {"env": "shop", "test": {"test": {"skills_on": cond(1.0, 1.0), "skills_off": cond(success, score)}},
+            "cost": {k: 1.0 for k in ("step_seconds", "rollout_seconds", "update_seconds", "env_seconds",
+                                      "model_seconds")} | {"skill_rollout_share": 0.3}}
+
+
+def test_paired_interval_is_the_t_interval_of_the_differences():
+    mean, half = paired_interval([0.1, 0.2, 0.3])
+    assert mean == pytest.approx(0.2) and half == pytest.approx(4.302653 * 0.1 / 3 ** 0.5, rel=1e-5)
+
+
+def test_compare_makes_its_tables_from_committed_summaries_and_refuses_other_settings(tmp_path):
+    cfg = CompareConfig(seeds=[0, 1, 2], variants=["skillc", "grpo"], prefix="t", results_dir=str(tmp_path / "r"),
+                        output=str(tmp_path / "skillc.md"), run={"root": str(tmp_path / "runs")})
+    (tmp_path / "r").mkdir()
+    for variant, base in (("skillc", 0.5), ("grpo", 0.3)):
+        for seed in cfg.seeds:
+            run = variant_config(cfg, variant, seed)
+            s = fake_summary(base + 0.01 * seed, base)
+            (tmp_path / "r" / f"{run.name}.json").write_text(json.dumps({"settings": _settings(run), "summary": s}))
+    path = compare(cfg, "tetrad skillc compare (test)")  # nothing to train: every run is on file
+    text = path.read_text()
+    assert "tetrad skillc compare (test)" in text
+    grpo_row = next(line for line in text.splitlines() if line.startswith("| grpo |"))
+    assert "| 3 | 0.310 | 0.300 | 1.000 | -0.200 [-0.200, -0.200] |" in grpo_row
+    # a file made with other settings is refused, not reported under these
+    other = cfg.model_copy(update={"run": cfg.run.model_copy(update={"lr": 1.0})})
+    with pytest.raises(UserError, match="other settings"):
+        compare(other, "x")
