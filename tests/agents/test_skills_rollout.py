@@ -6,8 +6,7 @@ from tetrad.agents.alfworld_env import AlfworldEnv
 from tetrad.agents.alfworld_games import TASK_TYPES
 from tetrad.agents.pool import EnvPool
 from tetrad.agents.rollout import (Episode, ExpertPolicy, LocalEnvs, RandomPolicy, Turn, build_prompt, is_admissible,
-                                   option_grounded, parse_action, rollout, summarize, take_grounded,
-                                   turn_samples)
+                                   option_grounded, parse_action, rollout, summarize, take_grounded)
 from tetrad.agents.shop import CATEGORIES, ShopEnv, make_catalogue
 from tetrad.agents.skills import SkillLibrary
 from tetrad.core.errors import UserError
@@ -158,15 +157,3 @@ def test_shop_rollouts_expert_beats_random():
     assert set(expert["score_per_type"]) <= set(CATEGORIES) and set(expert["score_per_type"].values()) == {1.0}
     by_category = {c: [e.score for e in random_eps if e.task_type == c] for c in rand["score_per_type"]}
     assert rand["score_per_type"] == {c: pytest.approx(sum(s) / len(s)) for c, s in by_category.items()}
-
-
-def test_turn_samples_mask_only_the_response(alfworld_games):
-    _, folders, _ = alfworld_games
-    envs = LocalEnvs([AlfworldEnv(folders, max_steps=3, expert=True)])
-    eps = rollout(envs, ExpertPolicy(), [{"game": 1}], "alfworld", max_steps=3)
-    encode = lambda s: [ord(c) for c in s]  # a character-level tokenizer
-    samples = turn_samples(eps, encode)
-    assert len(samples) == len(eps[0].turns) == 3
-    for s, turn in zip(samples, eps[0].turns):
-        n = len(turn.response)
-        assert s["input_ids"][-n:] == encode(turn.response) and s["loss_mask"] == [0] * len(turn.prompt) + [1] * n

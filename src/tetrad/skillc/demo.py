@@ -25,13 +25,14 @@ def demo_part(run: RunDir, cfg: DemoConfig) -> Section:
     summary = train(skillc)
     metrics = [json.loads(line) for line in (run.path / "skillc" / "skillc" / "metrics.jsonl").read_text().splitlines()]
     vals = [m for m in metrics if "val/skills_on_score" in m]
-    first, last = vals[0], vals[-1]
+    first, last = vals[0], vals[-1]  # before any update, after the last
     test = summary["test"]["test"]
     numbers = {
         "base_val_score_skills_on": first["val/skills_on_score"], "base_val_score_skills_off": first["val/skills_off_score"],
         "final_val_score_skills_on": last["val/skills_on_score"], "final_val_score_skills_off": last["val/skills_off_score"],
         "test_score_skills_off": test["skills_off"]["score"], "test_success_skills_off": test["skills_off"]["success"],
-        "active_skill_types_start": first["active_skills"], "active_skill_types_end": last["active_skills"],
+        "active_skill_types_start": float(len(summary["curriculum"]["active"]) + len(summary["curriculum"]["pruned"])),
+        "active_skill_types_end": last["active_skills"],
         "seconds_per_update": summary["cost"]["step_seconds"],
         "skill_rollout_share": summary["cost"]["skill_rollout_share"],
     }
