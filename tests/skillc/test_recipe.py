@@ -119,3 +119,22 @@ def test_bad_inputs_to_the_recipe(shop_policy, tmp_path):
         "name: g\nenvironment: shop\nskills:\n  - {title: t, principle: p, when_to_apply: w}\n")
     with pytest.raises(UserError, match="no skill type to start from"):
         train(small(tmp_path, base, name="d", skills_dir=str(general_only)))
+
+
+def test_the_same_recipe_runs_a_generating_llm_with_lora(tmp_path):
+    """decode=generate: free generation of <action>...</action>, token log-probs, LoRA (peft)."""
+    import string
+
+    from tetrad.llm.models import save_policy
+
+    model, tok = load_policy(ModelSpec(kind="tiny", chars=string.printable, hidden=32, layers=1, heads=2,
+                                       max_positions=4096))
+    save_policy(model, tok, tmp_path / "llm")
+    summary = train(small(tmp_path, tmp_path / "llm", name="llm", decode="generate", lora_rank=4, max_new_tokens=6,
+                          steps=2, max_steps=2, n_val=2, n_test=2))
+    metrics = [json.loads(line) for line in (tmp_path / "skillc/llm/metrics.jsonl").read_text().splitlines()]
+    assert [m["clip_frac"] for m in metrics if "clip_frac" in m] == [0.0, 0.0]  # on-policy: every ratio is 1
+    # an untrained model writes no <action>: every turn is invalid and penalised
+    assert summary["test"]["test"]["skills_off"]["invalid_rate"] == 1.0
+    trained, _ = load_policy(ModelSpec(kind="hf", path=str(tmp_path / "skillc/llm/model")))  # LoRA merged
+    assert not any("lora" in k for k in trained.state_dict())

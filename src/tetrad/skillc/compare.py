@@ -124,12 +124,19 @@ def report(summaries: dict[str, dict[int, dict]], command: str, seconds: float) 
             lines.append(f"| {variant} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
         lines.append("")
     lines += ["### Cost per update (seconds, mean over updates and seeds)", "",
-              "| method | update total | rollout | of which env | of which model | policy step | "
-              "share of rollout time on skill-injected rollouts |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+              "`vs grpo`: the update's time over plain GRPO's in the same seed (what pairing and the longer "
+              "skill prompts cost at the same budget of rollouts).", "",
+              "| method | update total | vs grpo | rollout | of which env | of which model | policy step | "
+              "validation | share of rollout time on skill-injected rollouts |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    grpo = summaries.get("grpo", {})
     for variant, by_seed in summaries.items():
-        c = {k: _mean(s["cost"][k] for s in by_seed.values()) for k in next(iter(by_seed.values()))["cost"]}
-        lines.append(f"| {variant} | {c['step_seconds']:.1f} | {c['rollout_seconds']:.1f} | {c['env_seconds']:.1f} | "
-                     f"{c['model_seconds']:.1f} | {c['update_seconds']:.1f} | {c['skill_rollout_share']:.2f} |")
+        c = {k: _mean(s["cost"].get(k, float("nan")) for s in by_seed.values())
+             for k in next(iter(by_seed.values()))["cost"]}
+        ratios = [by_seed[s]["cost"]["step_seconds"] / grpo[s]["cost"]["step_seconds"] for s in by_seed if s in grpo]
+        lines.append(f"| {variant} | {c['step_seconds']:.1f} | {_mean(ratios):.2f} | {c['rollout_seconds']:.1f} | "
+                     f"{c['env_seconds']:.1f} | {c['model_seconds']:.1f} | {c['update_seconds']:.1f} | "
+                     f"{c.get('validation_seconds_per_update', float('nan')):.1f} | {c['skill_rollout_share']:.2f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -86,6 +86,9 @@ class SkillCConfig(RunConfig):
     # data: the shop's generated catalogue, or ALFWorld game folders
     n_products: PositiveInt = 2000
     catalogue: str = ""
+    # the shop's catalogue and goals are drawn from data_seed, not the run's seed, so every seed
+    # plays the same games (and the catalogue the base policy was cloned on: its `seed`)
+    data_seed: int = 0
     train_games: str = ""  # ALFWorld: train game folder; the shop: empty (train goals of the catalogue)
     val_games: str = ""  # ALFWorld: validation game folder
     test_games: dict[str, str] = {}  # ALFWorld: split name -> folder, e.g. valid_seen / valid_unseen
@@ -149,12 +152,12 @@ def task_sets(cfg: SkillCConfig) -> tuple[TaskSet, TaskSet, dict[str, TaskSet]]:
     if cfg.env == "shop":
         from tetrad.agents.shop import ShopEnv, load_catalogue, make_catalogue, make_goals
 
-        products = load_catalogue(cfg.catalogue) if cfg.catalogue else make_catalogue(cfg.n_products, cfg.seed)
+        products = load_catalogue(cfg.catalogue) if cfg.catalogue else make_catalogue(cfg.n_products, cfg.data_seed)
 
         def shop(split: str, n: int) -> TaskSet:
-            types = [g.category for g in make_goals(products, split, n, cfg.seed)]
+            types = [g.category for g in make_goals(products, split, n, cfg.data_seed)]
             return TaskSet(lambda: ShopEnv(products, split=split, n_goals=n, max_steps=min(cfg.max_steps, 15),
-                                           seed=cfg.seed), types)
+                                           seed=cfg.data_seed), types)
 
         return shop("train", cfg.n_train), shop("valid", cfg.n_val), {"test": shop("test", cfg.n_test)}
     from tetrad.agents.alfworld_env import AlfworldEnv, find_games, read_traj
@@ -350,13 +353,13 @@ def train(cfg: SkillCConfig) -> dict:
             for name, ts in test_sets.items()}
     metrics = run.read_metrics()
     train_records = [m for m in metrics if "step_seconds" in m]
-    summary = {
-        "method": cfg.method, "env": cfg.env, "seed": cfg.seed, "steps": cfg.steps, "test": test,
-        "curriculum": curriculum.state_dict(),
-        "cost": {k: sum(m[k] for m in train_records) / max(len(train_records), 1)
-                 for k in ("step_seconds", "rollout_seconds", "update_seconds", "env_seconds", "model_seconds",
-                           "skill_rollout_share")},
-    }
+    cost = {k: sum(m[k] for m in train_records) / max(len(train_records), 1)
+            for k in ("step_seconds", "rollout_seconds", "update_seconds", "env_seconds", "model_seconds",
+                      "skill_rollout_share")}
+    # validation (with and without skills, every d updates) spread over the updates
+    cost["validation_seconds_per_update"] = sum(m.get("val_seconds", 0.0) for m in metrics) / cfg.steps
+    summary = {"method": cfg.method, "env": cfg.env, "seed": cfg.seed, "steps": cfg.steps, "test": test,
+               "curriculum": curriculum.state_dict(), "cost": cost}
     plot_learning_curves(metrics, run.plots / "learning_curves.png", cfg.method)
     plot_curriculum(metrics, types, run.plots / "curriculum.png")
     run.write_summary(summary)
