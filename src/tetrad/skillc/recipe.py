@@ -283,8 +283,6 @@ def train(cfg: SkillCConfig) -> dict:
     from tetrad.agents.skills import SkillLibrary
     from tetrad.skillc.plots import plot_curriculum, plot_learning_curves
 
-    if cfg.method == "d2skill" and cfg.group_size < 2:
-        raise UserError("d2skill needs group_size of at least 2 (half of each group with skills)")
     seed_everything(cfg.seed)
     library = SkillLibrary.load(cfg.skills_dir or None)
     known = sorted(library.task_sets(cfg.env))
@@ -297,8 +295,6 @@ def train(cfg: SkillCConfig) -> dict:
     learner, history = _load_learner(cfg, cfg.steps)
     train_set, val_set, test_sets = task_sets(cfg)
     curriculum = _curriculum(cfg, types)
-    if cfg.method in ("skillc", "skill0") and not curriculum.active:
-        raise UserError("the curriculum starts with no active skill type")
     run = RunDir("skillc", cfg)
     restored = run.restore(cfg.resume, **learner.parts())
     start = restored["step"]
