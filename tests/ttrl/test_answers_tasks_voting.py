@@ -2,6 +2,7 @@ import json
 from collections import Counter
 
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +25,31 @@ from tetrad.ttrl.voting import rewards, vote
 ])
 def test_extraction(text, answer):
     assert extract_answer(text) == answer
+
+
+def test_a_response_cut_at_the_token_limit_answers_only_with_a_complete_box():
+    assert extract_answer("so we get \\boxed{\\frac{1}{2") == "2"  # finished: the last number
+    assert extract_answer("so we get \\boxed{\\frac{1}{2", finished=False) is None
+    assert extract_answer("3 + 4 = 7, and 7 * 2 = 1", finished=False) is None
+    assert extract_answer("it is \\boxed{14} because 14 = 1", finished=False) == "14"
+
+
+def test_finished_tells_a_response_that_ended_from_one_that_was_cut():
+    import string
+
+    from tetrad.llm.models import ModelSpec, load_policy
+    from tetrad.llm.sampling import Rollouts, SamplingParams, finished
+
+    _, tok = load_policy(ModelSpec(kind="tiny", chars=string.printable, hidden=16, layers=1, heads=2))
+    ids = lambda s: tok(s, add_special_tokens=False)["input_ids"]
+    rows = [ids("12") + [tok.eos_token_id], ids("12345"), ids("1</a>"), ids("12")]
+    width = 5
+    response_ids = torch.tensor([r + [tok.pad_token_id] * (width - len(r)) for r in rows])
+    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+    r = Rollouts(torch.zeros(4, 1, dtype=torch.long), torch.ones(4, 1, dtype=torch.long), response_ids, mask,
+                 ["12", "12345", "1</a>", "12"])
+    # ended by EOS; cut at 5 tokens; ended by a stop string; shorter than the limit
+    assert finished(r, tok, SamplingParams(max_new_tokens=5, stop=["</a>"])) == [True, False, True, True]
 
 
 @pytest.mark.parametrize("a, b", [("025", "25"), ("142.0", "142"), ("\\dfrac{14}{3}", "\\frac{14}{3}"),

@@ -46,15 +46,27 @@ def test_frs_by_hand():
 
 
 def test_mps_bonus_by_hand():
-    counts = Counter({"5": 4, "6": 2, "7": 1, None: 1})  # N = 8: minorities need >= 2 votes
+    counts = Counter({"5": 4, "6": 2, "7": 1, None: 1})  # M = 4 trained: minorities need >= max(1, 4 // 4) votes
     adv = group_advantages(torch.tensor([1.0, 0, 0, 0]), 4)
     mean_abs = float(adv.abs().mean())
-    bonus = mps_bonus(["5", "6", None, "7"], counts, "5", 8, 1.0, mean_abs, CFG)
-    b6 = 0.3 * 2 / 2 * mean_abs
-    assert torch.allclose(bonus, torch.tensor([0.0, b6, 0.05 * b6, 0.0]))
-    two = mps_bonus(["6", "7"], Counter({"5": 4, "6": 2, "7": 2}), "5", 8, 0.15, 1.0, CFG)
+    bonus = mps_bonus(["5", "6", None, "7"], counts, "5", 1.0, mean_abs, CFG)
+    b6, b7 = 0.3 * 2 / 3 * mean_abs, 0.3 * 1 / 3 * mean_abs
+    assert torch.allclose(bonus, torch.tensor([0.0, b6, 0.05 * (b6 + b7) / 2, b7]))
+    two = mps_bonus(["6", "7"], Counter({"5": 4, "6": 2, "7": 2}), "5", 0.15, 1.0, CFG)
     assert torch.allclose(two, torch.tensor([0.15 * 0.5, 0.15 * 0.5]))  # beta = 0.3 * 0.15 / 0.3, split by count
-    assert not mps_bonus(["6"], Counter({"5": 7, "6": 1}), "5", 8, 1.0, 1.0, CFG).any()  # 1 < 8 // 4
+    trained = ["5"] * 7 + ["6"]  # M = 8: a minority needs 2 votes
+    assert not mps_bonus(trained, Counter({"5": 15, "6": 1}), "5", 1.0, 1.0, CFG).any()
+    # the threshold comes from M, not N: with N = 16 voters, 3 votes qualify (N // 4 = 4 would not)
+    assert mps_bonus(trained, Counter({"5": 10, "6": 3, "7": 3}), "5", 1.0, 1.0, CFG)[-1] > 0
+
+
+def test_frs_confident_term_is_capped_at_w_triggers():
+    st, _ = visited([("5", 0.9)] * 5)
+    weights = []
+    for _ in range(8):
+        observe(st, "5", 0.9, CFG)
+        weights.append(frs_weight(0.0, 0.9, st, CFG))
+    assert weights == [pytest.approx(1 - 0.3 / 2)] * CFG.window + [1.0] * (8 - CFG.window)
 
 
 def hook(guard, ids, votes, answers, adv):

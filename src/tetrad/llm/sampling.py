@@ -133,6 +133,18 @@ def _sample(model, tokenizer, prompts: list[str], n: int, params: SamplingParams
     return Rollouts(prompt_ids, prompt_mask, response_ids, response_mask, texts, group_size=n)
 
 
+def finished(rollouts: Rollouts, tokenizer, params: SamplingParams) -> list[bool]:
+    """Per row: did the response end by itself (end-of-sequence token or a stop string) rather
+    than being cut at `max_new_tokens`?"""
+    lengths = rollouts.response_mask.sum(1)
+    out = []
+    for i, text in enumerate(rollouts.texts):
+        n = int(lengths[i])
+        ended = n > 0 and int(rollouts.response_ids[i, n - 1]) == tokenizer.eos_token_id
+        out.append(ended or n < params.max_new_tokens or any(stop in text for stop in params.stop))
+    return out
+
+
 class _StopStrings:
     """Stops a row once its decoded response contains a stop string (HF's own `stop_strings` needs
     a tokenizer with a byte-level vocabulary; this works for any tokenizer)."""

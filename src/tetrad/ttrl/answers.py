@@ -39,14 +39,18 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
-def extract_answer(text: str) -> str | None:
+def extract_answer(text: str, finished: bool = True) -> str | None:
     """The final answer of a response: the last `\\boxed{}`; else what follows "answer is"; else the
-    last number. None when there is none. Never raises."""
+    last number. None when there is none. A response cut at the token limit (`finished=False`)
+    answers only with a complete `\\boxed{}`: its last number is wherever the cut fell
+    (`\\boxed{\\frac{1}{2` is no answer, not "2"), so it does not vote. Never raises."""
     if not isinstance(text, str):
         return None
     boxed = last_boxed(text)
     if boxed is not None and boxed.strip():
         return boxed.strip()
+    if not finished:
+        return None
     said = _ANSWER_IS.findall(text)
     if said and said[-1].strip(" .:"):
         return said[-1].strip(" .:")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tetrad.llm.sampling import SamplingParams, sample
+from tetrad.llm.sampling import SamplingParams, finished, sample
 from tetrad.ttrl.answers import answers_equal, extract_answer, normalise
 from tetrad.ttrl.tasks import TaskSet
 from tetrad.ttrl.voting import vote
@@ -16,7 +16,7 @@ def sample_answers(model, tokenizer, prompts: list[str], n: int, params: Samplin
     out: list[list[str | None]] = []
     for i in range(0, len(prompts), batch_prompts):
         r = sample(model, tokenizer, prompts[i:i + batch_prompts], n, params, chat=chat, device=device)
-        flat = [normalise(extract_answer(t)) for t in r.texts]
+        flat = [normalise(extract_answer(t, done)) for t, done in zip(r.texts, finished(r, tokenizer, params))]
         out += [flat[j:j + n] for j in range(0, len(flat), n)]
     return out
 

@@ -8,12 +8,13 @@ each visit the state is updated first (this visit's FR and MR included), then th
 - FR (per prompt, per visit) = 1 if the majority label differs from the previous visit's, else 0
   (0 on the first visit).
 - FRS: w = 1 - lambda1 * FR; if MR > tau_mr and FR > tau_fr: w *= 1 - lambda2; if the prompt never
-  flipped, has >= W visits and its mean MR over the last W visits > tau_mr: w *= 1 - lambda2 / 2;
-  w = max(0.1, w). The prompt's advantages are multiplied by w. `frs_direction="low_fr"` is the
+  flipped, has >= W visits and its mean MR over the last W visits > tau_mr: w *= 1 - lambda2 / 2,
+  at most W times per prompt (the reference caps it, so a confident, never-flipped prompt is not
+  down-weighted forever); w = max(0.1, w). The prompt's advantages are multiplied by w. `frs_direction="low_fr"` is the
   abstract's reading (down-weight as FR declines): 1 - FR replaces FR in the first term.
 - MPS: active while FR > tau_fr and until `mps_steady` consecutive visits without a flip. Minority
-  answers (not the majority, not answerless) with at least max(1, N // mps_min_votes_denom) of the
-  N votes qualify; beta = beta_max * min(FR_beta / tau_fr, 1); a sample whose answer qualifies gains
+  answers (not the majority, not answerless) with at least max(1, M // mps_min_votes_denom) of the
+  N votes qualify, M being the responses trained on (the reference's rule: 2 votes for M = 8); beta = beta_max * min(FR_beta / tau_fr, 1); a sample whose answer qualifies gains
   beta * count / sum(qualifying counts) * mean|advantage of the prompt|; an answerless sample gains
   5% of the mean of those bonuses.
   Which FR goes into beta (`mps_beta_fr`): read literally (`per_visit`), FR_beta is this visit's
@@ -79,6 +80,7 @@ class PromptState:
     visits_since_flip: int = 0
     visits: int = 0
     mps_active: bool = False
+    confident_triggers: int = 0  # times FRS's never-flipped-but-confident term has applied
 
     def window_mr(self, w: int) -> float:
         recent = self.mr_history[-w:]
@@ -108,12 +110,15 @@ def observe(st: PromptState, label: str | None, mr: float, cfg: GuardConfig) -> 
 
 
 def frs_weight(fr: float, mr: float, st: PromptState, cfg: GuardConfig) -> float:
+    """FRS's weight for this visit; counts the confident term's triggers in `st` (capped at W)."""
     first = fr if cfg.frs_direction == "high_fr" else 1.0 - fr
     w = 1.0 - cfg.lambda1 * first
     if mr > cfg.tau_mr and fr > cfg.tau_fr:
         w *= 1.0 - cfg.lambda2
-    if not st.ever_flipped and st.visits >= cfg.window and st.window_mr(cfg.window) > cfg.tau_mr:
+    if (not st.ever_flipped and st.visits >= cfg.window and st.window_mr(cfg.window) > cfg.tau_mr
+            and st.confident_triggers < cfg.window):
         w *= 1.0 - cfg.lambda2 / 2
+        st.confident_triggers += 1
     return max(0.1, w)
 
 
@@ -122,11 +127,12 @@ def mps_fr(fr: float, st: PromptState, cfg: GuardConfig) -> float:
     return st.window_fr(cfg.window) if cfg.mps_beta_fr == "windowed" else fr
 
 
-def mps_bonus(answers: list[str | None], counts: Counter, label: str | None, n_votes: int, fr: float,
-              mean_abs_adv: float, cfg: GuardConfig) -> torch.Tensor:
-    """Advantage bonus for each trained sample of one prompt (zeros when no minority qualifies).
-    `answers` and `counts` are keyed by answer class (`Vote.classes`); `fr` is `mps_fr`'s."""
-    need = max(1, n_votes // cfg.mps_min_votes_denom)
+def mps_bonus(answers: list[str | None], counts: Counter, label: str | None, fr: float, mean_abs_adv: float,
+              cfg: GuardConfig) -> torch.Tensor:
+    """Advantage bonus for each of the M trained samples of one prompt (`answers`; zeros when no
+    minority qualifies). `counts` are the N voters' counts; `answers` and `counts` are keyed by
+    answer class (`Vote.classes`); `fr` is `mps_fr`'s."""
+    need = max(1, len(answers) // cfg.mps_min_votes_denom)
     qualifying = {a: c for a, c in counts.items() if a is not None and a != label and c >= need}
     bonus = torch.zeros(len(answers))
     if not qualifying:
@@ -175,7 +181,7 @@ class TTRLGuard:
             weights.append(w)
             row = original[g] * w if self.cfg.frs else original[g].clone()
             if self.cfg.mps and st.mps_active:
-                bonus = mps_bonus(answers[g], v.counts, v.label, v.n, mps_fr(fr, st, self.cfg),
+                bonus = mps_bonus(answers[g], v.counts, v.label, mps_fr(fr, st, self.cfg),
                                   float(original[g].abs().mean()), self.cfg)
                 fired += int(bool(bonus.any()))
                 row = row + bonus.to(row.dtype)

@@ -31,7 +31,7 @@ from tetrad.core.rundir import RunDir
 from tetrad.core.seeding import seed_everything
 from tetrad.data.parquet import write_parquet
 from tetrad.llm.models import ModelSpec, load_policy
-from tetrad.llm.sampling import Rollouts, SamplingParams, sample
+from tetrad.llm.sampling import Rollouts, SamplingParams, finished, sample
 from tetrad.llm.update import PolicyUpdater, UpdateConfig
 from tetrad.ttrl.answers import extract_answer, normalise
 from tetrad.ttrl.evaluation import evaluate, spread
@@ -112,7 +112,8 @@ def sample_and_score(model, tok, prompts: list[str], cfg: TTRLConfig, step: int,
     for start in range(mine.start, mine.stop, chunk):
         r = sample(model, tok, prompts[start:start + chunk], cfg.n_samples, cfg.train_sampling, chat=cfg.chat,
                    device=device, seed=chunk_seed(cfg.seed, step, start // chunk))
-        answers = [normalise(extract_answer(t)) for t in r.texts]
+        ended = finished(r, tok, cfg.train_sampling)
+        answers = [normalise(extract_answer(t, done)) for t, done in zip(r.texts, ended)]
         groups += [answers[g:g + cfg.n_samples] for g in range(0, len(answers), cfg.n_samples)]
         parts.append(r.first_of_each_group(cfg.n_train).to("cpu"))
     local = (Rollouts.concat(parts, tok.pad_token_id), groups, [vote(a) for a in groups])
