@@ -114,6 +114,14 @@ def report(summaries: dict[str, dict[int, dict]], command: str, seconds: float) 
             lines.append(f"| {variant} | {len(seeds)} | {_mean(o['success'] for o in off):.3f} | "
                          f"{_mean(o['score'] for o in off):.3f} | {_mean(o['success'] for o in on):.3f} | "
                          f"{cells[0]} | {cells[1]} |")
+        seeds = sorted({s for by_seed in summaries.values() for s in by_seed})
+        lines += ["", f"Skill-free {key} per seed (with skills in brackets):", "",
+                  "| method | " + " | ".join(f"seed {s}" for s in seeds) + " |", "| --- |" + " ---: |" * len(seeds)]
+        for variant, by_seed in summaries.items():
+            tests = {s: by_seed[s]["test"][split] for s in by_seed}
+            cells = [f"{tests[s]['skills_off'][key]:.3f} ({tests[s]['skills_on'][key]:.3f})" if s in tests else ""
+                     for s in seeds]
+            lines.append(f"| {variant} | " + " | ".join(cells) + " |")
         types = sorted({t for by_seed in summaries.values() for s in by_seed.values()
                         for t in s["test"][split]["skills_off"][f"{key}_per_type"]})
         lines += ["", f"Skill-free {key} per task type (mean over seeds):", "",

@@ -110,8 +110,8 @@ class Curriculum:
 
 class Skill0Schedule:
     """SKILL0's withdrawal: after each validation drop the types with a negative gap and keep at
-    most `keep(progress)` of the rest, those with the largest gaps; `stages` is the kept count per equal part of training (SKILL0's
-    6, 3, 0 for six types is `stages=[6, 3, 0]`)."""
+    most `keep(progress)` of the rest, those with the largest gaps; `stages` is the kept count per
+    equal part of training (SKILL0's 6, 3, 0 for six types is `stages=[6, 3, 0]`)."""
 
     def __init__(self, types: list[str], stages: list[int]):
         self.types, self.stages = list(types), list(stages)

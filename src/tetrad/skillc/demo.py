@@ -28,8 +28,10 @@ def demo_part(run: RunDir, cfg: DemoConfig) -> Section:
     first, last = vals[0], vals[-1]  # before any update, after the last
     test = summary["test"]["test"]
     numbers = {
-        "base_val_score_skills_on": first["val/skills_on_score"], "base_val_score_skills_off": first["val/skills_off_score"],
-        "final_val_score_skills_on": last["val/skills_on_score"], "final_val_score_skills_off": last["val/skills_off_score"],
+        "base_val_score_skills_on": first["val/skills_on_score"],
+        "base_val_score_skills_off": first["val/skills_off_score"],
+        "final_val_score_skills_on": last["val/skills_on_score"],
+        "final_val_score_skills_off": last["val/skills_off_score"],
         "test_score_skills_off": test["skills_off"]["score"], "test_success_skills_off": test["skills_off"]["success"],
         "active_skill_types_start": float(len(summary["curriculum"]["active"]) + len(summary["curriculum"]["pruned"])),
         "active_skill_types_end": last["active_skills"],
