@@ -28,8 +28,8 @@ def untimed(d):
 
 
 def small(root, base, **kw):
-    settings = dict(root=str(root), base_policy=str(base), n_products=200, n_train=8, n_val=4, n_test=4, steps=4, max_steps=6,
-                    tasks_per_step=2, group_size=2, checkpoint_every=2, n_envs=4, lr=1e-3,
+    settings = dict(root=str(root), base_policy=str(base), n_products=200, n_train=8, n_val=4, n_test=4, steps=4,
+                    max_steps=6, tasks_per_step=2, group_size=2, checkpoint_every=2, n_envs=4, lr=1e-3,
                     curriculum={"validate_every": 2})
     return SkillCConfig(**{**settings, **kw})
 

@@ -152,7 +152,8 @@ class BCConfig(RunConfig):
     lr: Annotated[float, Field(gt=0.0)] = 1e-3
     weight_decay: NonNegative = 0.01
     warmup_ratio: Share = 0.05
-    holdout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1  # share of expert episodes held out to measure action accuracy
+    # share of expert episodes held out to measure action accuracy
+    holdout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
     eval_every: PositiveInt = 100
     eval_examples: PositiveInt = 200
     checkpoint_every: PositiveInt = 50

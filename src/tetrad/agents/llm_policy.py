@@ -16,7 +16,8 @@ normalisation, as multiple-choice evaluations of LMs do): summed, an untrained m
 the shortest command whatever the prompt says. A tiny model trained from scratch (the
 behaviour-cloned policy) or a small instruction model that never writes the `<action>` tag by
 itself (SmolLM2-135M) still acts validly this way. A model with token features (`bc
-match_features=true`) gets each candidate token's exact-match code (`tetrad.agents.match`). The shop's free-text search box is scored as one candidate,
+match_features=true`) gets each candidate token's exact-match code (`tetrad.agents.match`).
+The shop's free-text search box is scored as one candidate,
 `search[<the instruction>]`. After each `act`, `last_token_logprobs[i]` holds the per-token
 log-probs (temperature 1) of the chosen response of prompt `i`; the rollout loop stores them in
 the turn. For the RL update what matters is the probability of the *action*:
