@@ -9,7 +9,8 @@ from tetrad.skillc.compare import CompareConfig, _settings, compare, paired_inte
 def fake_summary(success: float, score: float) -> dict:
     cond = lambda s, c: {"success": s, "score": c, "success_per_type": {"home": s, "shoes": s},
                          "score_per_type": {"home": c, "shoes": c}}
-    return {"env": "shop", "test": {"test": {"skills_on": cond(1.0, 1.0), "skills_off": cond(success, score)}},
+    test = {"test": {"skills_on": cond(1.0, 1.0), "skills_off": cond(success, score)}}
+    return {"env": "shop", "steps": 20, "test": test,
             "cost": {k: 1.0 for k in ("step_seconds", "rollout_seconds", "update_seconds", "env_seconds",
                                       "model_seconds")} | {"skill_rollout_share": 0.3}}
 
@@ -30,7 +31,7 @@ def test_compare_makes_its_tables_from_committed_summaries_and_refuses_other_set
             (tmp_path / "r" / f"{run.name}.json").write_text(json.dumps({"settings": _settings(run), "summary": s}))
     path = compare(cfg, "tetrad skillc compare (test)")  # nothing to train: every run is on file
     text = path.read_text()
-    assert "tetrad skillc compare (test)" in text
+    assert "tetrad skillc compare (test)" in text and "6 runs; their updates and validations took 2 min" in text
     grpo_row = next(line for line in text.splitlines() if line.startswith("| grpo |"))
     assert "| 3 | 0.310 | 0.300 | 1.000 | -0.200 [-0.200, -0.200] |" in grpo_row
     # a file made with other settings is refused, not reported under these

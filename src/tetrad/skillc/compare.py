@@ -91,7 +91,11 @@ def report(summaries: dict[str, dict[int, dict]], command: str, seconds: float) 
     the cost per update."""
     first = next(iter(next(iter(summaries.values())).values()))
     key = "success" if first["env"] == "alfworld" else "score"
-    lines = [f"Command: `{command}` ({seconds / 60:.1f} min of training this session; reused runs cost none).", ""]
+    runs = [r for by_seed in summaries.values() for r in by_seed.values()]
+    total = sum((r["cost"]["step_seconds"] + r["cost"].get("validation_seconds_per_update", 0.0)) * r["steps"]
+                for r in runs)
+    lines = [f"Command: `{command}`. {len(runs)} runs; their updates and validations took {total / 60:.0f} min "
+             f"in all (this command trained {seconds / 60:.1f} min of it, reusing the rest).", ""]
     for split in first["test"]:
         lines += [f"### Test split `{split}` ({first['env']})", "",
                   "| method | seeds | success, no skills | score, no skills | success, skills | "
