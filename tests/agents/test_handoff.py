@@ -49,7 +49,6 @@ def test_scoring_policy_hands_its_action_log_probs_and_the_ratio_is_one_on_polic
     for ex, turn in zip(batch.examples, turns):
         assert len(ex.candidates) == len(turn.candidates) and turn.candidates[ex.target] == turn.action
     assert batch.advantages.tolist() == [float(adv[e]) for e, ep in enumerate(episodes) for _ in ep.turns]
-    assert batch.skills.tolist() == [ep.skills for ep in episodes for _ in ep.turns]
     # the recorded log-prob is of the action among the admissible ones (not the tokens')...
     assert all(t.action_logprob > sum(t.token_logprobs) for t in turns if len(t.candidates) > 1)
     # ...and the update recomputes exactly it: ratio 1 on-policy

@@ -37,29 +37,28 @@ class ScoredTurns:
     examples: list[EncodedExample]  # per turn: prompt ids, candidate ids, index of the action taken
     old_logprobs: torch.Tensor  # [B] the acting policy's log-probability of that action
     advantages: torch.Tensor  # [B] the turn's episode's advantage
-    episode: torch.Tensor  # [B] index of the turn's episode
-    skills: torch.Tensor  # [B] bool: the episode's prompts carried skills
 
     def __len__(self) -> int:
         return len(self.examples)
 
     def select(self, rows: list[int]) -> "ScoredTurns":
         idx = torch.tensor(rows, dtype=torch.long)
-        return ScoredTurns([self.examples[i] for i in rows], self.old_logprobs[idx], self.advantages[idx],
-                           self.episode[idx], self.skills[idx])
+        return ScoredTurns([self.examples[i] for i in rows], self.old_logprobs[idx], self.advantages[idx])
 
 
-def _per_turn(episodes: list[Episode], advantages: torch.Tensor) -> list[tuple[int, float]]:
+def _per_turn(episodes: list[Episode], advantages: torch.Tensor) -> torch.Tensor:
+    """Each turn's advantage: its episode's."""
     if advantages.shape != (len(episodes),) or not torch.isfinite(advantages).all():
         raise UserError(f"need one finite advantage per episode ({len(episodes)}), got {tuple(advantages.shape)}")
-    return [(e, float(advantages[e])) for e, ep in enumerate(episodes) for _ in ep.turns]
+    return torch.tensor([float(advantages[e]) for e, ep in enumerate(episodes) for _ in ep.turns],
+                        dtype=torch.float32)
 
 
 def scored_turns(episodes: list[Episode], advantages: torch.Tensor, tokenizer, chat: bool = True,
                  features: bool = False) -> ScoredTurns:
     """The update batch of a scoring policy's episodes (one row per turn); `features`: with the
     candidates' exact-match codes, for a model that has token features."""
-    rows = _per_turn(episodes, advantages)
+    turn_advantages = _per_turn(episodes, advantages)
     examples, old = [], []
     responses: dict[str, list[int]] = {}
     for ep in episodes:
@@ -75,10 +74,7 @@ def scored_turns(episodes: list[Episode], advantages: torch.Tensor, tokenizer, c
                                            responses[turn.action], candidates, turn.candidates.index(turn.action),
                                            match_codes(turn.prompt, candidates, tokenizer) if features else None))
             old.append(turn.action_logprob)
-    return ScoredTurns(examples, torch.tensor(old, dtype=torch.float32),
-                       torch.tensor([a for _, a in rows], dtype=torch.float32),
-                       torch.tensor([e for e, _ in rows], dtype=torch.long),
-                       torch.tensor([episodes[e].skills for e, _ in rows], dtype=torch.bool))
+    return ScoredTurns(examples, torch.tensor(old, dtype=torch.float32), turn_advantages)
 
 
 def scored_logprobs(model, batch: ScoredTurns, pad: int, temperature: float) -> torch.Tensor:
@@ -90,7 +86,7 @@ def generated_turns(episodes: list[Episode], advantages: torch.Tensor, tokenizer
                     ) -> tuple[Rollouts, torch.Tensor]:
     """The update batch of a generating policy's episodes: one `Rollouts` row per turn (prompt
     as the policy read it, its sampled response tokens) and the turn's advantage."""
-    rows = _per_turn(episodes, advantages)
+    turn_advantages = _per_turn(episodes, advantages)
     prompts = [encode_prompt(tokenizer, t.prompt, chat) for ep in episodes for t in ep.turns]
     responses = []
     for ep in episodes:
@@ -103,5 +99,4 @@ def generated_turns(episodes: list[Episode], advantages: torch.Tensor, tokenizer
     prompt_ids, prompt_mask = pad_sequences(prompts, pad, left=True)
     response_ids, response_mask = pad_sequences(responses, pad)
     texts = [t.response for ep in episodes for t in ep.turns]
-    return (Rollouts(prompt_ids, prompt_mask, response_ids, response_mask, texts),
-            torch.tensor([a for _, a in rows], dtype=torch.float32))
+    return Rollouts(prompt_ids, prompt_mask, response_ids, response_mask, texts), turn_advantages

@@ -137,14 +137,19 @@ class TaskSet:
 
     def __init__(self, make_env, types: list[str]):
         self.make_env, self.types = make_env, types
+        self._envs = None
 
     def __len__(self) -> int:
         return len(self.types)
 
     def envs(self, n: int):
+        """`n` environments side by side (at most one per game), built once and reused: a shop
+        environment indexes its catalogue when it is made."""
         from tetrad.agents.rollout import LocalEnvs
 
-        return LocalEnvs([self.make_env() for _ in range(max(1, min(n, len(self))))])
+        if self._envs is None:
+            self._envs = LocalEnvs([self.make_env() for _ in range(max(1, min(n, len(self))))])
+        return self._envs
 
 
 def task_sets(cfg: SkillCConfig) -> tuple[TaskSet, TaskSet, dict[str, TaskSet]]:
@@ -252,10 +257,10 @@ def _curriculum(cfg: SkillCConfig, types: list[str]):
 
 
 def play(task_set: TaskSet, policy, games: list[int], seeds: list[int], flags: list[bool], cfg: SkillCConfig,
-         library, history: int, n_envs: int):
+         library, history: int):
     from tetrad.agents.rollout import rollout
 
-    envs = task_set.envs(n_envs)
+    envs = task_set.envs(cfg.n_envs)
     tasks = [{"game": g, "seed": s} for g, s in zip(games, seeds)]
     return rollout(envs, policy, tasks, cfg.env, flags, library, max_steps=cfg.max_steps, history_length=history,
                    invalid_penalty=cfg.invalid_penalty)
@@ -269,7 +274,7 @@ def evaluate_both(learner, task_set: TaskSet, cfg: SkillCConfig, library, histor
     games = list(range(len(task_set)))
     seeds = [seed + g for g in games]
     eps = play(task_set, policy, games * 2, seeds * 2, [True] * len(games) + [False] * len(games), cfg, library,
-               history, cfg.n_envs)
+               history)
     return summarize(eps)
 
 
@@ -330,7 +335,7 @@ def train(cfg: SkillCConfig) -> dict:
             play_games += [g] * len(f)
             seeds += [rng.randrange(2**31)] * len(f)  # one game instance per group
         policy = learner.acting_policy(seed=cfg.seed * 1_000_003 + step)
-        episodes = play(train_set, policy, play_games, seeds, flags, cfg, library, history, cfg.n_envs)
+        episodes = play(train_set, policy, play_games, seeds, flags, cfg, library, history)
         t1 = time.perf_counter()
         adv = episode_advantages(cfg, episodes, ids, curriculum)
         stats = learner.step(episodes, adv)
