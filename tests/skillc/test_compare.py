@@ -38,3 +38,14 @@ def test_compare_makes_its_tables_from_committed_summaries_and_refuses_other_set
     other = cfg.model_copy(update={"run": cfg.run.model_copy(update={"lr": 1.0})})
     with pytest.raises(UserError, match="other settings"):
         compare(other, "x")
+
+
+def test_a_file_from_before_a_config_key_existed_matches_while_the_run_keeps_its_default():
+    from tetrad.skillc.compare import _same_settings
+
+    cfg = CompareConfig(run={"root": "runs"})
+    run = variant_config(cfg, "skillc", 0)
+    older = {k: v for k, v in _settings(run).items() if k != "pairing_budget"}
+    assert _same_settings(older, run)
+    assert not _same_settings(older, variant_config(cfg, "skillc_extra", 0))
+    assert not _same_settings({**older, "retired_key": 1}, run)

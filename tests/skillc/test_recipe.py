@@ -76,6 +76,8 @@ def test_who_gets_skills_per_method_and_ablation():
     cfg = SkillCConfig(group_size=8)
     rng = random.Random(0)
     assert skill_flags(cfg, "shoes", c, rng) == [True] * 6 + [False] * 2  # share 0.75, paired
+    extra = cfg.model_copy(update={"pairing_budget": "extra"})
+    assert skill_flags(extra, "shoes", c, rng) == [True] * 6 + [False] * 8  # the whole group stays skill-free
     c.update({"shoes": 0.4, "home": 0.4})
     c.update({"shoes": 0.0, "home": 0.4})  # shoes' gap has half closed: share 0.5
     assert sum(skill_flags(cfg, "shoes", c, rng)) == 4

@@ -35,6 +35,7 @@ VARIANTS: dict[str, dict] = {
     "no_pruning": {"method": "skillc", "pruning": False},
     "fixed_share": {"method": "skillc", "allocation": "fixed"},
     "fixed_gate": {"method": "skillc", "normalisation": "fixed_gate"},
+    "skillc_extra": {"method": "skillc", "pairing_budget": "extra"},
 }
 
 
@@ -60,12 +61,19 @@ def _settings(run: SkillCConfig) -> dict:
     return {k: v for k, v in run.model_dump(mode="json").items() if k not in ("name", "root", "resume")}
 
 
+def _same_settings(saved: dict, run: SkillCConfig) -> bool:
+    """Whether a committed file was made with `run`'s settings. A key added to the config after the
+    file was written matches when `run` leaves it at its default (the file's run could not set it)."""
+    now, defaults = _settings(run), _settings(SkillCConfig())
+    return set(saved) <= set(now) and all(saved.get(k, defaults[k]) == v for k, v in now.items())
+
+
 def run_or_reuse(run: SkillCConfig, results_dir: Path) -> dict:
     """The summary of `run`: from its committed file, its finished run directory, or by training it."""
     path = results_dir / f"{run.name}.json"
     if path.is_file():
         saved = json.loads(path.read_text())
-        if saved.get("settings") != _settings(run):
+        if not _same_settings(saved.get("settings", {}), run):
             raise UserError(f"{path} was made with other settings: delete it or choose another prefix")
         return saved["summary"]
     summary = finished_summary("skillc", run)
