@@ -116,14 +116,6 @@ def test_packed_continuations_score_as_if_each_followed_its_prompt_alone(policy)
                                torch.tensor([c]), torch.ones(1, len(c), dtype=torch.long))[0]
         assert mask[row].sum() == len(c) and (logp[row, len(c):] == 0).all()
         assert torch.allclose(logp[row, :len(c)], alone, atol=1e-5)
-    # the prompts' own next-token log-probs come from the same pass
-    *_, prompt_logp, prompt_mask = packed_continuation_logprobs(model, prompts, continuations, tok.pad_token_id,
-                                                                with_prompt=True)
-    for row, p in enumerate(prompts):
-        logits = model(torch.tensor([p])).logits[0, :-1]
-        manual = torch.log_softmax(logits, -1).gather(-1, torch.tensor(p[1:]).unsqueeze(-1)).squeeze(-1)
-        assert prompt_mask[row].sum() == len(p) - 1
-        assert torch.allclose(prompt_logp[row, :len(p) - 1], manual, atol=1e-5)
     # gradients reach the prompt's tokens through the continuations
     logp.sum().backward()
     assert model.get_input_embeddings().weight.grad[prompts[0][0]].abs().sum() > 0
@@ -247,3 +239,34 @@ def test_smollm2_loads_from_the_gguf_wheel_and_scores_responses():
     r = sample(model, tok, ["What is 2+2?"], 2, SamplingParams(max_new_tokens=8), chat=True)
     lp = token_logprobs(model, r.prompt_ids, r.prompt_mask, r.response_ids, r.response_mask)
     assert torch.isfinite(lp).all() and (lp <= 0).all()
+
+
+def test_the_update_scores_tokens_at_the_sampling_temperature(policy):
+    """Sampled at temperature 0.6, the update's log-probs are the sampler's own: the on-policy ratio
+    is 1. The sampler's log-probs come from `generate`'s processed scores (logits / 0.6, top-p 1)."""
+    model, tok = policy
+    torch.manual_seed(0)
+    enc = tok(["1+1 =", "9+9 ="], return_tensors="pt", padding=True)
+    out = model.generate(**enc, do_sample=True, temperature=0.6, top_p=1.0, top_k=0, max_new_tokens=4,
+                         pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, output_scores=True,
+                         return_dict_in_generate=True)
+    resp = out.sequences[:, enc["input_ids"].shape[1]:]
+    ended = (resp == tok.eos_token_id).long().cumsum(1)
+    mask = ((ended == 0) | ((ended == 1) & (resp == tok.eos_token_id))).long()  # up to the first EOS
+    sampler = torch.stack([torch.log_softmax(s.float(), -1) for s in out.scores], 1)
+    sampler = sampler.gather(-1, resp.unsqueeze(-1)).squeeze(-1) * mask
+    r = Rollouts(enc["input_ids"], enc["attention_mask"], resp, mask, ["", ""])
+
+    def ratio(temperature):
+        up = PolicyUpdater(model, UpdateConfig(), temperature=temperature)
+        with torch.no_grad():
+            return torch.exp(up._logp(up.model, r) - sampler)[mask.bool()]
+
+    assert mask.sum() > 2 and torch.allclose(ratio(0.6), torch.tensor(1.0), atol=1e-4)
+    assert not torch.allclose(ratio(1.0), torch.tensor(1.0), atol=1e-2)  # the old default is not on-policy
+    with pytest.raises(UserError, match="sampling temperature"):
+        PolicyUpdater(model, UpdateConfig(), temperature=0.0)
+    from tetrad.core.config import load_config
+
+    with pytest.raises(UserError, match="logp_temperature"):
+        load_config(UpdateConfig, None, ["logp_temperature=0.6"])  # no second temperature to disagree

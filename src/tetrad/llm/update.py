@@ -37,7 +37,6 @@ class UpdateConfig(Config):
     max_grad_norm: float = 1.0
     micro_batch: int = 64  # rows per forward/backward; the batch is accumulated over them
     epochs: int = 1  # optimisation passes over each batch (1: on-policy, the ratio is 1)
-    logp_temperature: float = 1.0
     normalise_std: bool = True
 
 
@@ -55,10 +54,18 @@ def warmup_cosine(total_steps: int, warmup_ratio: float, min_lr_ratio: float) ->
 
 
 class PolicyUpdater:
-    def __init__(self, model: torch.nn.Module, cfg: UpdateConfig, hooks: Sequence[AdvantageHook] = ()):
+    """`temperature` is the one the rollouts were sampled at: the log-probs of the loss (and of the
+    KL reference) divide the logits by it, so the policy trained is the one that sampled, and a
+    fresh update's ratio is 1 (not a setting of its own, which could silently disagree)."""
+
+    def __init__(self, model: torch.nn.Module, cfg: UpdateConfig, hooks: Sequence[AdvantageHook] = (),
+                 temperature: float = 1.0):
         if cfg.micro_batch < 1 or cfg.epochs < 1 or cfg.total_steps < 1:
             raise UserError("update: micro_batch, epochs and total_steps must be at least 1")
-        self.cfg = cfg
+        if temperature <= 0:
+            raise UserError(f"the update needs the sampling temperature (> 0; greedy decoding has no "
+                            f"log-probs to train), got {temperature}")
+        self.cfg, self.temperature = cfg, temperature
         self.ref = copy.deepcopy(model).eval().requires_grad_(False) if cfg.kl_coef > 0 else None
         self.model = torch.nn.parallel.DistributedDataParallel(model) if is_distributed() else model
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -138,7 +145,7 @@ class PolicyUpdater:
 
     def _logp(self, model, mb: Rollouts) -> torch.Tensor:
         return token_logprobs(model, mb.prompt_ids, mb.prompt_mask, mb.response_ids, mb.response_mask,
-                              self.cfg.logp_temperature)
+                              self.temperature)
 
     def state_dict_parts(self) -> dict[str, Any]:
         """What `Checkpointer.save` takes: model, optimizer, scheduler."""

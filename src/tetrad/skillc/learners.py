@@ -82,8 +82,7 @@ class GeneratingLearner:
                                                      task_type="CAUSAL_LM"))
         self.tokenizer, self.temperature, self.max_new_tokens = tokenizer, temperature, max_new_tokens
         # one temperature: the update scores tokens at the temperature they were sampled at
-        self.updater = PolicyUpdater(model, cfg.model_copy(update={"logp_temperature": temperature or 1.0,
-                                                                   "epochs": 1}))
+        self.updater = PolicyUpdater(model, cfg.model_copy(update={"epochs": 1}), temperature=temperature or 1.0)
 
     @property
     def model(self):

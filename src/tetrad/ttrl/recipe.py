@@ -138,7 +138,8 @@ def run_ttrl(cfg: TTRLConfig, tasks: TaskSet | None = None, truths: dict[str, st
     steps_per_epoch = math.ceil(len(tasks) / cfg.batch_prompts)
     total = steps_per_epoch * cfg.epochs
     guard = TTRLGuard(cfg.guard.model_copy(update={"seed": cfg.guard.seed + cfg.seed}))
-    updater = PolicyUpdater(model, cfg.update.model_copy(update={"total_steps": total}), hooks=[guard])
+    updater = PolicyUpdater(model, cfg.update.model_copy(update={"total_steps": total}), hooks=[guard],
+                            temperature=cfg.train_sampling.temperature)
     run = RunDir("ttrl", cfg)
     tracker = ProblemTracker(truths)
     ck = run.restore(cfg.resume, **updater.state_dict_parts())
