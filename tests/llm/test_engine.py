@@ -270,3 +270,47 @@ def test_the_update_scores_tokens_at_the_sampling_temperature(policy):
 
     with pytest.raises(UserError, match="logp_temperature"):
         load_config(UpdateConfig, None, ["logp_temperature=0.6"])  # no second temperature to disagree
+
+
+def test_mini_batches_take_one_step_per_slice_of_prompts():
+    """mini_batches=2 on 4 prompts: two optimizer steps (and schedule steps), the first trained on
+    prompts 0-1 only, the second on 2-3 only, both against log-probs of the policy that sampled."""
+    def fresh():
+        torch.manual_seed(0)
+        model, tok = load_policy(TINY)
+        return model, tok, _rollouts(model, tok)
+
+    model, tok, r = fresh()
+    reward = torch.arange(16.0) % 3
+    up = PolicyUpdater(model, UpdateConfig(lr=1e-2, warmup_ratio=0.0, mini_batches=2, total_steps=10))
+    events, after_first = [], []
+    real_logp = up._logp
+
+    def logp(m, mb):
+        prompts = {tok.decode(p[p != tok.pad_token_id].tolist()) for p in mb.prompt_ids}
+        events.append(("train" if torch.is_grad_enabled() else "old", frozenset(prompts)))
+        return real_logp(m, mb)
+
+    def stepped(*_):
+        events.append(("step", None))
+        after_first.append([p.detach().clone() for p in model.parameters()])
+
+    up._logp = logp
+    up.optimizer.register_step_post_hook(stepped)
+    up.step(r, reward)
+    first, second = frozenset({"1+1 =", "2+5 ="}), frozenset({"9+9 =", "3+4 ="})
+    assert events == [("old", first), ("old", second), ("train", first), ("step", None), ("train", second),
+                      ("step", None)]
+    assert up.scheduler.last_epoch == 2
+    # the first step is exactly a one-step update on the first two prompts alone
+    model2, _, r2 = fresh()
+    PolicyUpdater(model2, UpdateConfig(lr=1e-2, warmup_ratio=0.0, total_steps=10)).step(r2.select(range(8)), reward[:8])
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(after_first[0], model2.parameters()))
+    # more mini-batches than prompts: one per prompt; a bad value is a one-line config error
+    up = PolicyUpdater(fresh()[0], UpdateConfig(lr=1e-2, mini_batches=9))
+    up.step(r, reward)
+    assert up.scheduler.last_epoch == 4
+    from tetrad.core.config import load_config
+
+    with pytest.raises(UserError, match="config key 'mini_batches'"):
+        load_config(UpdateConfig, None, ["mini_batches=0"])

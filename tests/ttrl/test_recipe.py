@@ -206,3 +206,16 @@ def test_the_demo_config_ships_inside_the_package():
     assert packaged.is_file() and Path("configs/ttrl/quick.yaml").resolve() == packaged.resolve()
     cfg = quick_config(["seed=3"])
     assert cfg.seed == 3 and cfg.n_samples == 16 and cfg.n_train == 8 and cfg.name == "quick"
+
+
+def test_mini_batches_set_the_schedule_length_and_bad_values_are_one_error(tmp_path):
+    from tetrad.ttrl.recipe import optimizer_steps
+
+    # 10 problems in steps of 4, 4, 2; 3 mini-batches: 3 + 3 + 2 (one per prompt) a pass, 2 passes
+    cfg = config(tmp_path, "mb", epochs=2, batch_prompts=4, update={"mini_batches": 3})
+    assert optimizer_steps(10, cfg) == 16 and optimizer_steps(10, config(tmp_path, "x", batch_prompts=4)) == 6
+    run_ttrl(config(tmp_path, "mb", epochs=1, update={"lr": 3e-3, "micro_batch": 8, "mini_batches": 2}))
+    ck = sorted((tmp_path / "ttrl" / "mb" / "checkpoints").iterdir())[-1]
+    assert torch.load(ck, weights_only=True)["scheduler"]["last_epoch"] == 2 * 2  # 2 steps x 2 mini-batches
+    with pytest.raises(UserError, match="must not exceed batch_prompts"):
+        run_ttrl(config(tmp_path, "too_many", update={"mini_batches": 5}))

@@ -1,5 +1,6 @@
-"""The policy-update loop: GRPO steps with AdamW, gradient clipping and accumulation, a warm-up +
-cosine learning-rate schedule, an optional frozen reference for the KL term, and DDP.
+"""The policy-update loop: GRPO steps with AdamW (one per mini-batch of prompts), gradient clipping
+and accumulation, a warm-up + cosine learning-rate schedule, an optional frozen reference for the
+KL term, and DDP.
 
 Advantage hooks run between "advantages computed" and "policy updated": each is a callable
 `hook(advantages, rollouts, context) -> advantages` (TTRL-Guard and SkillC plug in there).
@@ -12,9 +13,11 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Callable, Sequence
 
 import torch
+from pydantic import Field
 
 from tetrad.core.config import Config
 from tetrad.core.distributed import all_reduce_mean, get_world_size, is_distributed, shard, unwrap
@@ -31,12 +34,15 @@ class UpdateConfig(Config):
     weight_decay: float = 0.0
     warmup_ratio: float = 0.03  # share of total_steps spent warming up linearly from 0
     min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio at total_steps
-    total_steps: int = 100
+    total_steps: int = 100  # optimizer steps the schedule spans: batches x mini-batches per batch
     clip_eps: float = 0.2
     kl_coef: float = 0.0  # > 0 keeps a frozen copy of the starting policy as the reference
     max_grad_norm: float = 1.0
     micro_batch: int = 64  # rows per forward/backward; the batch is accumulated over them
-    epochs: int = 1  # optimisation passes over each batch (1: on-policy, the ratio is 1)
+    # one optimizer step per slice of the batch's prompts (whole groups; at most one per prompt), as
+    # the TTRL reference does (8 steps per 8-prompt batch); 1: one step per batch
+    mini_batches: Annotated[int, Field(ge=1)] = 1
+    epochs: int = 1  # optimisation passes over each mini-batch (1: on-policy, the ratio is 1)
     normalise_std: bool = True
 
 
@@ -95,23 +101,38 @@ class PolicyUpdater:
         return stats
 
     def update(self, rollouts: Rollouts, advantages: torch.Tensor) -> dict[str, float]:
+        """Split the batch by prompt into `mini_batches` slices and take one optimizer step (`epochs`
+        of them) per slice. Returns the slices' mean loss, kl, clip fraction and gradient norm, and
+        the learning rate of the first."""
         if advantages.shape != (len(rollouts),) or not torch.isfinite(advantages).all():
             raise UserError(f"need one finite advantage per response ({len(rollouts)}), got {tuple(advantages.shape)}")
+        prompts = torch.arange(len(rollouts)).view(-1, rollouts.group_size)  # a prompt's rows are contiguous
+        slices = [p.flatten() for p in prompts.tensor_split(min(self.cfg.mini_batches, len(prompts)))]
+        # Every slice after the first is trained by a policy that has moved: all old log-probs come
+        # from the policy that sampled, before the first step.
+        needs_old = self.cfg.epochs > 1 or len(slices) > 1
+        parts = [self._shard(rollouts.select(s), advantages[s], needs_old) for s in slices]
+        stats = [self._optimise(p) for p in parts]
+        out = {k: sum(st[k] for st in stats) / len(stats) for k in ("loss", "kl", "clip_frac", "grad_norm")}
+        return {**out, "lr": stats[0]["lr"], "response_tokens": float(rollouts.response_mask.sum())}
+
+    def _shard(self, rollouts: Rollouts, advantages: torch.Tensor, needs_old: bool) -> "_Shard":
+        """This process's rows of one mini-batch, in micro-batches, with their old and reference log-probs."""
         world = get_world_size()
         rows = torch.arange(len(rollouts))[shard(len(rollouts))]
-        local, adv = rollouts.select(rows), advantages[rows]
+        local = rollouts.select(rows)
         # Every process divides by the global token count / world size; DDP's mean then gives the
-        # token-level mean over the whole batch.
+        # token-level mean over the whole mini-batch.
         n_tokens = float(rollouts.response_mask.sum()) / world
         chunks = [torch.arange(len(local))[i:i + self.cfg.micro_batch]
                   for i in range(0, len(local), self.cfg.micro_batch)]
-        old = ref = None
-        if self.cfg.epochs > 1 or self.ref is not None:
-            with torch.no_grad():
-                if self.cfg.epochs > 1:
-                    old = [self._logp(self.model, local.select(c)) for c in chunks]
-                if self.ref is not None:
-                    ref = [self._logp(self.ref, local.select(c)) for c in chunks]
+        with torch.no_grad():
+            old = [self._logp(self.model, local.select(c)) for c in chunks] if needs_old else None
+            ref = [self._logp(self.ref, local.select(c)) for c in chunks] if self.ref is not None else None
+        return _Shard(local, advantages[rows], n_tokens, chunks, old, ref)
+
+    def _optimise(self, part: "_Shard") -> dict[str, float]:
+        local, adv, chunks, old, ref = part.local, part.advantages, part.chunks, part.old, part.ref
         total_loss = kl_sum = clipped = 0.0
         grad_norm = torch.tensor(0.0)
         for _ in range(self.cfg.epochs):
@@ -125,7 +146,7 @@ class PolicyUpdater:
                     old_logp = old[i] if old is not None else logp.detach()
                     ref_logp = ref[i] if ref is not None else None
                     loss = grpo_loss(logp, old_logp, adv[c], mb.response_mask, self.cfg.clip_eps, ref_logp,
-                                     self.cfg.kl_coef, n_tokens=n_tokens)
+                                     self.cfg.kl_coef, n_tokens=part.n_tokens)
                     loss.backward()
                 total_loss += float(loss.detach())
                 with torch.no_grad():
@@ -138,10 +159,9 @@ class PolicyUpdater:
             self.optimizer.step()
         lr = self.scheduler.get_last_lr()[0]
         self.scheduler.step()
-        denom = max(n_tokens, 1.0)
+        denom = max(part.n_tokens, 1.0)
         return {"loss": _global_mean(total_loss), "kl": _global_mean(kl_sum / denom),
-                "clip_frac": _global_mean(clipped / denom), "grad_norm": float(grad_norm), "lr": lr,
-                "response_tokens": float(rollouts.response_mask.sum())}
+                "clip_frac": _global_mean(clipped / denom), "grad_norm": float(grad_norm), "lr": lr}
 
     def _logp(self, model, mb: Rollouts) -> torch.Tensor:
         return token_logprobs(model, mb.prompt_ids, mb.prompt_mask, mb.response_ids, mb.response_mask,
@@ -150,6 +170,16 @@ class PolicyUpdater:
     def state_dict_parts(self) -> dict[str, Any]:
         """What `Checkpointer.save` takes: model, optimizer, scheduler."""
         return {"model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler}
+
+
+@dataclass
+class _Shard:
+    local: Rollouts
+    advantages: torch.Tensor
+    n_tokens: float  # the whole mini-batch's response tokens / world size
+    chunks: list[torch.Tensor]
+    old: list[torch.Tensor] | None
+    ref: list[torch.Tensor] | None
 
 
 def _global_mean(x: float) -> float:

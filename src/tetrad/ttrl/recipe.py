@@ -1,8 +1,8 @@
 """`tetrad ttrl run`: base evaluation, then TTRL or TTRL-Guard (by config) on the unlabeled test set.
 
 Each step takes `batch_prompts` problems (a seeded permutation per epoch), samples N responses per
-problem, majority-votes the pseudo-label, rewards agreement, and takes a GRPO step on the first M
-responses of each problem; the guard, when enabled, is an advantage hook. The ground truth goes
+problem, majority-votes the pseudo-label, rewards agreement, and trains GRPO on the first M
+responses of each problem (one optimizer step per `update.mini_batches` slice of the problems); the guard, when enabled, is an advantage hook. The ground truth goes
 only to the tracker and the evaluation, both outside the training path; evaluation samples under a
 forked RNG so that it never moves the training run's random stream. Resumable (`resume=true`).
 
@@ -10,8 +10,8 @@ Sampling draws from a generator seeded by (run seed, step, chunk), one `generate
 of `sample_chunk` prompts (0: all the prompts a process samples in a step), so a step's samples
 depend on nothing else. Under torchrun the step's prompts are split evenly over the processes:
 each samples and scores (extracts, votes) its share, then every process gathers every share, so
-all of them hold the same rollouts, votes, guard state and tracker; the update trains each
-process on the rows of its own prompts and DDP averages. With `sample_chunk` set so that it
+all of them hold the same rollouts, votes, guard state and tracker; the update splits each
+mini-batch's rows over the processes and DDP averages. With `sample_chunk` set so that it
 divides every process's share, the chunks, and so the samples and the whole run, are the same on
 any number of processes (tested for 1 vs 2).
 """
@@ -79,6 +79,9 @@ def check(cfg: TTRLConfig) -> None:
         raise UserError(f"n_train (M={cfg.n_train}) must not exceed n_samples (N={cfg.n_samples})")
     if min(cfg.n_train, cfg.batch_prompts, cfg.epochs, cfg.eval_samples) < 1:
         raise UserError("n_train, batch_prompts, epochs and eval_samples must be at least 1")
+    if cfg.update.mini_batches > cfg.batch_prompts:
+        raise UserError(f"update.mini_batches ({cfg.update.mini_batches}) must not exceed batch_prompts "
+                        f"({cfg.batch_prompts}): a mini-batch is at least one prompt")
     if cfg.sample_chunk < 0:
         raise UserError(f"sample_chunk must be 0 (a process's whole share) or positive (got {cfg.sample_chunk})")
 
@@ -94,6 +97,14 @@ def check_split(n_tasks: int, cfg: TTRLConfig, world: int) -> None:
         if cfg.sample_chunk and (size // world) % cfg.sample_chunk:
             raise UserError(f"sample_chunk={cfg.sample_chunk} does not divide a process's {size // world} "
                             f"prompts per step")
+
+
+def optimizer_steps(n_tasks: int, cfg: TTRLConfig) -> int:
+    """The learning-rate schedule's length: one optimizer step per mini-batch, and a step with fewer
+    prompts than `update.mini_batches` (an epoch's last) takes one per prompt."""
+    full, last = divmod(n_tasks, cfg.batch_prompts)
+    per_epoch = full * min(cfg.update.mini_batches, cfg.batch_prompts) + min(cfg.update.mini_batches, last)
+    return per_epoch * cfg.epochs
 
 
 def chunk_seed(seed: int, step: int, chunk: int) -> int:
@@ -138,7 +149,8 @@ def run_ttrl(cfg: TTRLConfig, tasks: TaskSet | None = None, truths: dict[str, st
     steps_per_epoch = math.ceil(len(tasks) / cfg.batch_prompts)
     total = steps_per_epoch * cfg.epochs
     guard = TTRLGuard(cfg.guard.model_copy(update={"seed": cfg.guard.seed + cfg.seed}))
-    updater = PolicyUpdater(model, cfg.update.model_copy(update={"total_steps": total}), hooks=[guard],
+    updater = PolicyUpdater(model, cfg.update.model_copy(update={"total_steps": optimizer_steps(len(tasks), cfg)}),
+                            hooks=[guard],
                             temperature=cfg.train_sampling.temperature)
     run = RunDir("ttrl", cfg)
     tracker = ProblemTracker(truths)
