@@ -1,6 +1,7 @@
 import math
 from collections import Counter
 
+import pandas as pd
 import pytest
 import torch
 
@@ -143,6 +144,8 @@ def test_tracking_categories_flip_rate_and_extinction_window():
     tr = ProblemTracker({"a": "5", "b": "7"})
     # labels 5, 5, 6, 6 (right -> wrong); the true answer is last sampled at step 3
     samples_a = [["5", "5", "6", "6"], ["5", "5", "5", "6"], ["6", "6", "5", "6"], ["6", "6", "6", "6"]]
+    tr.record_base("a", vote(samples_a[0]), samples_a[0])
+    tr.record_base("b", vote(["3", "7"]), ["3", "7"])
     rows = []
     for step, answers in enumerate(samples_a, start=1):
         rows.append(tr.record(step, "a", vote(answers), answers))
@@ -150,18 +153,46 @@ def test_tracking_categories_flip_rate_and_extinction_window():
     assert [r["flipped"] for r in rows] == [False, False, True, False]
     assert [r["label_correct"] for r in rows] == [True, True, False, False]
     assert rows[2]["true_share"] == 0.25
-    problems = problems_table(tr.visits()).set_index("problem_id")
+    problems = problems_table(tr.visits(), tr.base_votes()).set_index("problem_id")
     assert problems.loc["a", "category"] == "degraded" and problems.loc["b", "category"] == "always_wrong"
     # last step the truth held the vote: 2; the truth is never sampled again from step 4: window 2
     assert problems.loc["a", "extinction_window"] == 2.0 and math.isnan(problems.loc["b", "extinction_window"])
     assert flip_rate([{"visit": 1, "flipped": False}, {"visit": 2, "flipped": True}, {"visit": 3, "flipped": False}]) == 0.5
-    assert [categorise(1, 1), categorise(0, 1), categorise(1, 0), categorise(0, 0), categorise(0.5, 1)] == \
-        ["stable_right", "learned", "degraded", "always_wrong", "marginal"]
+    assert [categorise(True, True), categorise(False, True), categorise(True, False), categorise(False, False)] == \
+        ["stable_right", "learned", "degraded", "always_wrong"]
     w = extinction_window([1, 2, 3], [False, False, False], [0.5, 0.0, 0.0])
     assert math.isnan(w["extinction_window"]) and w["extinct_step"] == 2  # never held the vote
     restored = ProblemTracker({"a": "5", "b": "7"})
     restored.load_state_dict(tr.state_dict())
     assert restored.record(5, "a", vote(["5"]), ["5"])["flipped"]  # remembers the last label (6)
+    assert restored.base_votes().equals(tr.base_votes())  # and the base vote
+
+
+def test_categories_are_anchored_to_the_base_policy_not_the_first_visits():
+    """A policy that moves within its first visits: the first quarter of the visits is already after
+    the change, so reading the initial label there calls a degraded problem always wrong and a
+    learned one stable right. Against the base policy's own vote they are degraded and learned."""
+    tr = ProblemTracker({"d": "5", "l": "7", "s": "1", "w": "2"})
+    base = {"d": ["5", "5", "5", "6"], "l": ["3", "3", "3", "7"], "s": ["1", "1", "4", "4"], "w": ["8", "2", "8", "8"]}
+    later = {"d": ["6", "6", "6", "5"], "l": ["7", "7", "7", "3"], "s": ["1", "1", "1", "9"], "w": ["8", "8", "2", "2"]}
+    for pid, answers in base.items():
+        tr.record_base(pid, vote(answers), answers)
+    for step in range(1, 9):  # 8 visits each, every label already what it will stay
+        for pid, answers in later.items():
+            tr.record(step, pid, vote(answers), answers)
+    visits = tr.visits()
+    first_quarter = visits[visits["visit"] <= 2].groupby("problem_id")["label_correct"].mean()
+    assert first_quarter.to_dict() == {"d": 0.0, "l": 1.0, "s": 1.0, "w": 0.0}  # the quarter reading's initial
+    problems = problems_table(visits, tr.base_votes()).set_index("problem_id")
+    assert problems["category"].to_dict() == {"d": "degraded", "l": "learned", "s": "stable_right", "w": "always_wrong"}
+    assert problems["initial_label_acc"].to_dict() == {"d": 1.0, "l": 0.0, "s": 1.0, "w": 0.0}
+    assert problems["final_label_acc"].to_dict() == {"d": 0.0, "l": 1.0, "s": 1.0, "w": 0.0}
+    # true shares at both ends: the base vote's samples and the last visit's
+    assert problems.loc["d", "initial_true_share"] == 0.75 and problems.loc["d", "final_true_share"] == 0.25
+    assert problems.loc["w", "base_label"] == "8" and problems.loc["w", "base_majority_ratio"] == 0.75
+    # without a base vote (a run checkpointed before it existed) a problem has no category
+    unanchored = problems_table(visits, tr.base_votes().iloc[1:]).set_index("problem_id")
+    assert pd.isna(unanchored.loc["d", "category"]) and unanchored.loc["l", "category"] == "learned"
 
 
 @pytest.mark.parametrize("override", ["tau_fr=0", "mps_min_votes_denom=0", "window=0", "rcsu_p_skip=1.5"])

@@ -63,11 +63,15 @@ def test_run_writes_tracking_outputs_and_summary(tmp_path):
     problems = pd.read_parquet(path / "problems.parquet")
     visits = pd.read_parquet(path / "visits.parquet")
     assert len(problems) == 8 and (problems["visits"] == 3).all() and len(visits) == 24
-    assert set(problems["category"]) <= {"stable_right", "learned", "degraded", "always_wrong", "marginal"}
-    assert sum(summary[f"n_{c}"] for c in ("stable_right", "learned", "degraded", "always_wrong", "marginal")) == 8
+    assert set(problems["category"]) <= {"stable_right", "learned", "degraded", "always_wrong"}
+    assert sum(summary[f"n_{c}"] for c in ("stable_right", "learned", "degraded", "always_wrong")) == 8
+    # every category is anchored to the base policy's vote: N = 4 votes of the step-0 policy each
+    assert problems["base_majority_ratio"].isin([0.0, 0.25, 0.5, 0.75, 1.0]).all()
+    assert problems["initial_label_acc"].mean() == pytest.approx(summary["base_label_accuracy"])
     assert {"flip_rate.png", "categories.png", "extinction_windows.png"} <= {p.name for p in (path / "plots").iterdir()}
     metrics = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
     assert metrics[0]["step"] == 0 and "eval/pass@1" in metrics[0] and "eval/pass@1" in metrics[-1]
+    assert metrics[0]["base_label_accuracy"] == summary["base_label_accuracy"]
     assert 0 <= summary["pass@1"] <= 1 and summary["steps"] == 6
     # per-problem accuracies line up with their problems (means agree, none lost in the join)
     assert problems["base_accuracy"].notna().all()
@@ -111,8 +115,9 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
     run_ttrl(config(tmp_path, "cut", resume=True, guard=GuardConfig(frs=True, mps=True, rcsu=True)))
     assert same_params(final_params(tmp_path, "whole"), final_params(tmp_path, "cut"))
     assert training_log(tmp_path, "whole") == training_log(tmp_path, "cut")
-    assert pd.read_parquet(tmp_path / "ttrl/cut/visits.parquet").equals(
-        pd.read_parquet(tmp_path / "ttrl/whole/visits.parquet"))
+    for table in ("visits", "problems"):  # the base vote is restored with the tracker
+        assert pd.read_parquet(tmp_path / f"ttrl/cut/{table}.parquet").equals(
+            pd.read_parquet(tmp_path / f"ttrl/whole/{table}.parquet"))
 
 
 def test_bad_input_is_one_clear_error(tmp_path):

@@ -126,15 +126,15 @@ def render(cfg: CompareConfig, results: dict[str, list[dict]], command: str) -> 
     k = cfg.run.eval_samples
     first = next(iter(results.values()))
     lines = [
-        "| variant | pass@1 (mean@%d) | maj@%d | label acc. (last epoch) | learned | degraded | stable right | always wrong | marginal | flip-rate peak | flip rate at end | MPS firings | RCSU skips | mean FRS weight | labels ≠ TTRL's | seconds/run |" % (k, k),
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-        f"| base (step 0) | {_stat(first, 'base_pass@1')} | {_stat(first, f'base_maj@{k}')} | – | – | – | – | – | – | – | – | – | – | – | – | – |",
+        "| variant | pass@1 (mean@%d) | maj@%d | label acc. (last epoch) | learned | degraded | stable right | always wrong | flip-rate peak | flip rate at end | MPS firings | RCSU skips | mean FRS weight | labels ≠ TTRL's | seconds/run |" % (k, k),
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| base (step 0) | {_stat(first, 'base_pass@1')} | {_stat(first, f'base_maj@{k}')} | – | – | – | – | – | – | – | – | – | – | – | – |",
     ]
     for v, rows in results.items():
         lines.append(f"| {v} | {_stat(rows, 'pass@1')} | {_stat(rows, f'maj@{k}')} | "
                      f"{_stat(rows, 'label_accuracy_last_epoch')} | {_stat(rows, 'n_learned', '{:.1f}')} | "
                      f"{_stat(rows, 'n_degraded', '{:.1f}')} | {_stat(rows, 'n_stable_right', '{:.1f}')} | "
-                     f"{_stat(rows, 'n_always_wrong', '{:.1f}')} | {_stat(rows, 'n_marginal', '{:.1f}')} | "
+                     f"{_stat(rows, 'n_always_wrong', '{:.1f}')} | "
                      f"{_stat(rows, 'flip_rate_peak')} | {_stat(rows, 'flip_rate_last')} | "
                      f"{_stat(rows, 'mps_fired', '{:.1f}')} | {_stat(rows, 'rcsu_skipped', '{:.1f}')} | "
                      f"{_stat(rows, 'frs_weight_mean')} | {_stat(rows, 'labels_changed')} | "

@@ -2,9 +2,11 @@
 
 Each step takes `batch_prompts` problems (a seeded permutation per epoch), samples N responses per
 problem, majority-votes the pseudo-label, rewards agreement, and trains GRPO on the first M
-responses of each problem (one optimizer step per `update.mini_batches` slice of the problems); the guard, when enabled, is an advantage hook. The ground truth goes
-only to the tracker and the evaluation, both outside the training path; evaluation samples under a
-forked RNG so that it never moves the training run's random stream. Resumable (`resume=true`).
+responses of each problem (one optimizer step per `update.mini_batches` slice of the problems); the
+guard, when enabled, is an advantage hook. The ground truth goes only to the tracker (and its base
+vote: the step-0 policy's labels, the categories' anchor) and the evaluation, both outside the
+training path; they sample under their own seeds, so they never move the training run's random
+stream. Resumable (`resume=true`).
 
 Sampling draws from a generator seeded by (run seed, step, chunk), one `generate` call per chunk
 of `sample_chunk` prompts (0: all the prompts a process samples in a step), so a step's samples
@@ -107,30 +109,43 @@ def optimizer_steps(n_tasks: int, cfg: TTRLConfig) -> int:
     return per_epoch * cfg.epochs
 
 
-def chunk_seed(seed: int, step: int, chunk: int) -> int:
-    """The sampling seed of chunk `chunk` (counted over the whole step's batch) of step `step`."""
-    return int(np.random.SeedSequence([seed, step, chunk]).generate_state(1)[0])
+def chunk_seed(key: list[int], chunk: int) -> int:
+    """The sampling seed of chunk `chunk` (counted over the whole batch) of the batch `key` names:
+    [run seed, step] for a training step, [run seed, 0, batch] for the base vote's batches."""
+    return int(np.random.SeedSequence([*key, chunk]).generate_state(1)[0])
 
 
-def sample_and_score(model, tok, prompts: list[str], cfg: TTRLConfig, step: int, device
-                     ) -> tuple[Rollouts, list[list[str | None]], list[Vote]]:
-    """This process's share of a step: its prompts' N samples (in seeded chunks), their normalised
+def sample_and_score(model, tok, prompts: list[str], cfg: TTRLConfig, key: list[int], device, train: bool = True
+                     ) -> tuple[Rollouts | None, list[list[str | None]], list[Vote]]:
+    """This process's share of a batch: its prompts' N samples (in seeded chunks), their normalised
     answers per prompt and the votes, gathered from every process in prompt order. Returns the
-    M trained rollouts of each prompt, the N answers of each prompt and the votes."""
+    M trained rollouts of each prompt (None unless `train`), the N answers of each prompt and the votes."""
     mine = shard(len(prompts))
     chunk = cfg.sample_chunk or (mine.stop - mine.start)
     parts, groups = [], []
     for start in range(mine.start, mine.stop, chunk):
         r = sample(model, tok, prompts[start:start + chunk], cfg.n_samples, cfg.train_sampling, chat=cfg.chat,
-                   device=device, seed=chunk_seed(cfg.seed, step, start // chunk))
+                   device=device, seed=chunk_seed(key, start // chunk))
         ended = finished(r, tok, cfg.train_sampling)
         answers = [normalise(extract_answer(t, done)) for t, done in zip(r.texts, ended)]
         groups += [answers[g:g + cfg.n_samples] for g in range(0, len(answers), cfg.n_samples)]
-        parts.append(r.first_of_each_group(cfg.n_train).to("cpu"))
-    local = (Rollouts.concat(parts, tok.pad_token_id), groups, [vote(a) for a in groups])
+        if train:
+            parts.append(r.first_of_each_group(cfg.n_train).to("cpu"))
+    local = (Rollouts.concat(parts, tok.pad_token_id) if train else None, groups, [vote(a) for a in groups])
     shares = all_gather_objects(local)
-    train = Rollouts.concat([s[0] for s in shares], tok.pad_token_id).to(device)
-    return train, [g for s in shares for g in s[1]], [v for s in shares for v in s[2]]
+    rollouts = Rollouts.concat([s[0] for s in shares], tok.pad_token_id).to(device) if train else None
+    return rollouts, [g for s in shares for g in s[1]], [v for s in shares for v in s[2]]
+
+
+def base_vote(model, tok, tasks: TaskSet, cfg: TTRLConfig, tracker: ProblemTracker, device) -> None:
+    """The step-0 policy's vote on every problem, at the training temperature and N, in batches of
+    `batch_prompts` (the categories' initial labels). Its own seeds: training's samples are unmoved."""
+    for k, start in enumerate(range(0, len(tasks), cfg.batch_prompts)):
+        ids = tasks.ids[start:start + cfg.batch_prompts]
+        _, groups, votes = sample_and_score(model, tok, tasks.prompts[start:start + cfg.batch_prompts], cfg,
+                                            [cfg.seed, 0, k], device, train=False)
+        for pid, v, a in zip(ids, votes, groups):
+            tracker.record_base(pid, v, a)
 
 
 def run_ttrl(cfg: TTRLConfig, tasks: TaskSet | None = None, truths: dict[str, str] | None | bool = True) -> dict:
@@ -163,13 +178,15 @@ def run_ttrl(cfg: TTRLConfig, tasks: TaskSet | None = None, truths: dict[str, st
     eval_task = _eval_subset(tasks, truths)
     if start == 0 and eval_task is not None:
         evals.append(_evaluate(updater.policy, tok, eval_task, cfg, 0))
-        run.log(0, _public(evals[-1]))
+        base_vote(updater.policy, tok, tasks, cfg, tracker, info.device)
+        run.log(0, {**_public(evals[-1]),
+                    "base_label_accuracy": float(tracker.base_votes()["initial_label_acc"].mean())})
     for step in progress(range(start + 1, total + 1), desc="ttrl"):
         epoch, k = divmod(step - 1, steps_per_epoch)
         order = torch.randperm(len(tasks), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
         idx = order[k * cfg.batch_prompts:(k + 1) * cfg.batch_prompts].tolist()
         ids, prompts = [tasks.ids[i] for i in idx], [tasks.prompts[i] for i in idx]
-        train, groups, votes = sample_and_score(updater.policy, tok, prompts, cfg, step, info.device)
+        train, groups, votes = sample_and_score(updater.policy, tok, prompts, cfg, [cfg.seed, step], info.device)
         reward = torch.cat([rewards(a[:cfg.n_train], v) for a, v in zip(groups, votes)])
         context = {"prompt_ids": ids, "votes": votes,
                    "answers": [[v.class_of(x) for x in a[:cfg.n_train]] for a, v in zip(groups, votes)]}
@@ -217,7 +234,7 @@ def _public(ev: dict) -> dict:
 
 def _finish(run: RunDir, cfg: TTRLConfig, tracker: ProblemTracker, evals: list[dict], ids: list[str]) -> dict:
     visits = tracker.visits()
-    problems = problems_table(visits)
+    problems = problems_table(visits, tracker.base_votes())
     summary: dict = {"steps": int(visits["step"].max()), "problems": len(problems)}
     fr = visits[visits["visit"] > 1].groupby("step")["flipped"].mean()
     if len(fr):
@@ -233,6 +250,7 @@ def _finish(run: RunDir, cfg: TTRLConfig, tracker: ProblemTracker, evals: list[d
     if "label_correct" in visits:
         last_epoch = visits[visits["step"] > visits["step"].max() - math.ceil(len(problems) / cfg.batch_prompts)]
         summary["label_accuracy_last_epoch"] = float(last_epoch["label_correct"].mean())
+        summary["base_label_accuracy"] = float(problems["initial_label_acc"].mean())
         summary.update({f"n_{c}": n for c, n in category_counts(problems).items()})
         w = problems["extinction_window"].dropna()
         summary["extinction_window_median"] = float(w.median()) if len(w) else float("nan")

@@ -1,13 +1,17 @@
 """Per-problem tracking: every visit's majority label and ratio, the flip, and (analysis only, when
 the truths are given) the share of samples with the true answer and whether the label is right.
 
-From the visits: the paper's categories (initial vs final label accuracy), the aggregate flip rate
-per step, and each problem's correct-answer extinction window.
+Categories are anchored to the base policy: a problem's initial label is the vote of the step-0
+policy (before any update, at the training temperature and N; `record_base`), its final label the
+last visit's. (Reading the initial label off the first visits instead, e.g. their first quarter,
+misses the damage when the policy moves within those visits: issue 16.)
+
+From the visits: the paper's categories, the aggregate flip rate per step, and each problem's
+correct-answer extinction window.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -16,14 +20,22 @@ import pandas as pd
 from tetrad.ttrl.answers import answers_equal, same_answer
 from tetrad.ttrl.voting import Vote
 
-CATEGORIES = ["stable_right", "learned", "degraded", "always_wrong", "marginal"]
+CATEGORIES = ["stable_right", "learned", "degraded", "always_wrong"]
 
 
 class ProblemTracker:
     def __init__(self, truths: dict[str, str] | None = None):
         self.truths = truths
         self.rows: list[dict[str, Any]] = []
+        self.base: dict[str, dict[str, Any]] = {}  # problem -> the step-0 policy's vote
         self._last: dict[str, tuple[int, str | None]] = {}  # problem -> (visits so far, last label)
+
+    def record_base(self, problem_id: str, v: Vote, answers: list[str | None]) -> None:
+        """The base policy's vote on a problem (not a visit: it is no flip's predecessor)."""
+        truth = self.truths[problem_id]
+        self.base[problem_id] = {"problem_id": problem_id, "base_label": v.label, "base_majority_ratio": v.ratio,
+                                 "initial_label_acc": float(answers_equal(truth, v.label)),
+                                 "initial_true_share": float(np.mean([answers_equal(truth, a) for a in answers]))}
 
     def record(self, step: int, problem_id: str, v: Vote, answers: list[str | None]) -> dict[str, Any]:
         visits, last = self._last.get(problem_id, (0, None))
@@ -40,11 +52,16 @@ class ProblemTracker:
     def visits(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows)
 
+    def base_votes(self) -> pd.DataFrame:
+        return pd.DataFrame(list(self.base.values()), columns=["problem_id", "base_label", "base_majority_ratio",
+                                                               "initial_label_acc", "initial_true_share"])
+
     def state_dict(self) -> dict[str, Any]:
-        return {"rows": list(self.rows)}
+        return {"rows": list(self.rows), "base": dict(self.base)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rows = list(state["rows"])
+        self.base = dict(state.get("base", {}))  # runs checkpointed before the base vote have none
         self._last = {}
         for r in self.rows:
             self._last[r["problem_id"]] = (r["visit"], r["label"])
@@ -56,20 +73,12 @@ def flip_rate(step_rows: list[dict[str, Any]]) -> float:
     return float(np.mean([r["flipped"] for r in seen])) if seen else float("nan")
 
 
-def categorise(initial: float, final: float) -> str:
-    """The paper's categories from initial and final label accuracy (each the share of right labels
-    over the first / last visits compared). Natural reading used: stable right = right on all of
-    them at both ends, learned = all wrong -> all right, degraded = all right -> all wrong, always
-    wrong = wrong at both ends, marginal = mixed at either end."""
-    if initial == 1 and final == 1:
-        return "stable_right"
-    if initial == 0 and final == 1:
-        return "learned"
-    if initial == 1 and final == 0:
-        return "degraded"
-    if initial == 0 and final == 0:
-        return "always_wrong"
-    return "marginal"
+def categorise(initial: bool, final: bool) -> str:
+    """The paper's categories from whether the initial (the base policy's vote) and the final (the
+    last visit's) label is right: right -> right is stable right, wrong -> right learned, right ->
+    wrong degraded, wrong -> wrong always wrong."""
+    return {(True, True): "stable_right", (False, True): "learned", (True, False): "degraded",
+            (False, False): "always_wrong"}[(initial, final)]
 
 
 def extinction_window(steps: list[int], label_correct: list[bool], true_share: list[float]) -> dict[str, float]:
@@ -87,24 +96,25 @@ def extinction_window(steps: list[int], label_correct: list[bool], true_share: l
             "extinct_step": float("nan") if extinct is None else float(extinct), "extinction_window": window}
 
 
-def problems_table(visits: pd.DataFrame, edge_share: float = 0.25) -> pd.DataFrame:
-    """One row per problem: visits, flips, label accuracy over the first and the last `edge_share` of
-    its visits (at least one each), category, mean true share first/last, extinction window."""
+def problems_table(visits: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
+    """One row per problem: visits, flips, the final label; with the truths, initial (the base
+    vote's, from `ProblemTracker.base_votes`) and final (the last visit's) label accuracy, category,
+    true share at both ends, extinction window. A problem without a base vote has no category."""
     rows = []
     for pid, g in visits.sort_values(["problem_id", "visit"]).groupby("problem_id", sort=False):
-        n = len(g)
-        edge = max(1, math.floor(edge_share * n))
-        row = {"problem_id": pid, "visits": n, "flips": int(g["flipped"].sum()),
+        row = {"problem_id": pid, "visits": len(g), "flips": int(g["flipped"].sum()),
                "final_label": g["label"].iloc[-1], "final_majority_ratio": float(g["majority_ratio"].iloc[-1])}
         if "label_correct" in g:
-            init = float(g["label_correct"].iloc[:edge].mean())
-            final = float(g["label_correct"].iloc[-edge:].mean())
-            row.update(initial_label_acc=init, final_label_acc=final, category=categorise(init, final),
-                       initial_true_share=float(g["true_share"].iloc[:edge].mean()),
-                       final_true_share=float(g["true_share"].iloc[-edge:].mean()),
+            row.update(final_label_acc=float(g["label_correct"].iloc[-1]),
+                       final_true_share=float(g["true_share"].iloc[-1]),
                        **extinction_window(g["step"].tolist(), g["label_correct"].tolist(), g["true_share"].tolist()))
         rows.append(row)
-    return pd.DataFrame(rows)
+    problems = pd.DataFrame(rows)
+    if "final_label_acc" in problems:
+        problems = problems.merge(base, on="problem_id", how="left")
+        problems["category"] = [None if np.isnan(i) else categorise(i == 1, f == 1)
+                                for i, f in zip(problems["initial_label_acc"], problems["final_label_acc"])]
+    return problems
 
 
 def category_counts(problems: pd.DataFrame) -> dict[str, int]:
