@@ -8,7 +8,8 @@ import torch
 from tetrad.llm.grpo import group_advantages
 from tetrad.ttrl.guard import (GuardConfig, PromptState, TTRLGuard, frs_weight, is_high_risk, mps_bonus,
                                mps_fr, observe)
-from tetrad.ttrl.tracking import ProblemTracker, categorise, extinction_window, flip_rate, problems_table
+from tetrad.ttrl.tracking import (ProblemTracker, categorise, extinction_window, flip_rate, problems_table,
+                                  step_metrics)
 from tetrad.ttrl.voting import vote
 
 CFG = GuardConfig(frs=True, mps=True, rcsu=True)
@@ -202,3 +203,22 @@ def test_guard_settings_that_would_divide_by_zero_or_make_no_sense_fail_at_load(
 
     with pytest.raises(UserError, match=f"config key '{override.split('=')[0]}'"):
         load_config(GuardConfig, None, [override])
+
+
+def test_step_metrics_by_hand():
+    """Two problems of N = 5 at their second visit. "a" (truth 5): label 6 by 3 of 5 votes; pseudo
+    rewards 1 1 1 0 0, true rewards 0 0 0 1 0 -> agree on 1 of 5. "b" (truth 1/2): the class of 1/2
+    and 0.5 wins 3 of 5, and is right -> pseudo and true rewards agree on all 5."""
+    tr = ProblemTracker({"a": "5", "b": "\\frac{1}{2}"})
+    tr.record(1, "a", vote(["5"] * 5), ["5"] * 5)
+    tr.record(1, "b", vote(["1/2"] * 5), ["1/2"] * 5)
+    a = ["6", "6", "6", "5", None]
+    b = ["1/2", "0.5", "3", "1/2", "7"]
+    rows = [tr.record(2, "a", vote(a), a), tr.record(2, "b", vote(b), b)]
+    assert [r["reward_accuracy"] for r in rows] == [0.2, 1.0]
+    m = step_metrics(rows)
+    assert m["majority_ratio"] == pytest.approx((3 / 5 + 3 / 5) / 2)
+    assert m["label_accuracy"] == 0.5 and m["reward_accuracy"] == pytest.approx(0.6)  # (1 + 5) / 10 responses
+    assert m["true_share"] == pytest.approx((1 / 5 + 3 / 5) / 2) and m["flip_rate"] == 0.5  # "a" flipped 5 -> 6
+    unlabeled = ProblemTracker(None)
+    assert step_metrics([unlabeled.record(1, "a", vote(a), a)]).keys() == {"flip_rate", "majority_ratio"}

@@ -28,7 +28,7 @@ def config(tmp_path, name, **kw) -> TTRLConfig:
 def training_log(tmp_path, name):
     """What training did: the per-step records without the analysis-only keys (truth-dependent)."""
     rows = [json.loads(line) for line in (tmp_path / "ttrl" / name / "metrics.jsonl").read_text().splitlines()]
-    drop = ("label_accuracy", "true_share")
+    drop = ("label_accuracy", "reward_accuracy", "true_share")
     return [{k: v for k, v in r.items() if k not in drop and not k.startswith("eval/")} for r in rows if r["step"] > 0]
 
 
@@ -72,6 +72,7 @@ def test_run_writes_tracking_outputs_and_summary(tmp_path):
     metrics = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
     assert metrics[0]["step"] == 0 and "eval/pass@1" in metrics[0] and "eval/pass@1" in metrics[-1]
     assert metrics[0]["base_label_accuracy"] == summary["base_label_accuracy"]
+    assert {"majority_ratio", "label_accuracy", "reward_accuracy", "flip_rate"} <= metrics[1].keys()
     assert 0 <= summary["pass@1"] <= 1 and summary["steps"] == 6
     # per-problem accuracies line up with their problems (means agree, none lost in the join)
     assert problems["base_accuracy"].notna().all()

@@ -40,7 +40,7 @@ from tetrad.ttrl.evaluation import evaluate, spread
 from tetrad.ttrl.guard import GuardConfig, TTRLGuard
 from tetrad.ttrl.pretrain import PretrainConfig, model_dir, pretrain
 from tetrad.ttrl.tasks import TaskConfig, TaskSet, load_tasks
-from tetrad.ttrl.tracking import ProblemTracker, category_counts, flip_rate, plot_tracking, problems_table
+from tetrad.ttrl.tracking import ProblemTracker, category_counts, plot_tracking, problems_table, step_metrics
 from tetrad.ttrl.voting import Vote, rewards, vote
 
 
@@ -192,12 +192,8 @@ def run_ttrl(cfg: TTRLConfig, tasks: TaskSet | None = None, truths: dict[str, st
                    "answers": [[v.class_of(x) for x in a[:cfg.n_train]] for a, v in zip(groups, votes)]}
         stats = updater.step(train, reward, context)
         visits = [tracker.record(step, pid, v, a) for pid, v, a in zip(ids, votes, groups)]
-        metrics = {**stats, **(guard.last_stats if cfg.guard.enabled else {}),
-                   "flip_rate": flip_rate(visits), "majority_ratio": float(np.mean([v.ratio for v in votes])),
+        metrics = {**stats, **(guard.last_stats if cfg.guard.enabled else {}), **step_metrics(visits),
                    "reward": float(reward.mean()), "epoch": epoch}
-        if truths is not None:
-            metrics["label_accuracy"] = float(np.mean([row["label_correct"] for row in visits]))
-            metrics["true_share"] = float(np.mean([row["true_share"] for row in visits]))
         if eval_task is not None and (step == total or (cfg.eval_every and step % cfg.eval_every == 0)):
             evals.append(_evaluate(updater.policy, tok, eval_task, cfg, step))
             metrics.update(_public(evals[-1]))

@@ -43,8 +43,12 @@ class ProblemTracker:
                "majority_ratio": v.ratio, "flipped": bool(visits > 0 and not same_answer(v.label, last))}
         if self.truths is not None:
             truth = self.truths[problem_id]
-            row["true_share"] = float(np.mean([answers_equal(truth, a) for a in answers]))
+            right = [answers_equal(truth, a) for a in answers]
+            row["true_share"] = float(np.mean(right))
             row["label_correct"] = bool(answers_equal(truth, v.label))
+            # the pseudo-label's reward (voting.rewards) against the truth's, response by response
+            pseudo = [v.label is not None and v.class_of(a) == v.label for a in answers]
+            row["reward_accuracy"] = float(np.mean([p == r for p, r in zip(pseudo, right)]))
         self._last[problem_id] = (visits + 1, v.label)
         self.rows.append(row)
         return row
@@ -71,6 +75,21 @@ def flip_rate(step_rows: list[dict[str, Any]]) -> float:
     """Share of this step's problems (those visited before) whose majority label changed."""
     seen = [r for r in step_rows if r["visit"] > 1]
     return float(np.mean([r["flipped"] for r in seen])) if seen else float("nan")
+
+
+def step_metrics(step_rows: list[dict[str, Any]]) -> dict[str, float]:
+    """A step's vote statistics from its visits (`ProblemTracker.record`'s rows): the flip rate and
+    the majority ratio (majority votes / N, mean over the step's problems); with the truths
+    (analysis only) the label accuracy (share of problems whose majority label is the truth), the
+    reward accuracy (share of all N responses whose pseudo-label reward equals their reward against
+    the truth; every problem has N) and the share of responses with the true answer."""
+    out = {"flip_rate": flip_rate(step_rows),
+           "majority_ratio": float(np.mean([r["majority_ratio"] for r in step_rows]))}
+    if "label_correct" in step_rows[0]:
+        out.update({key: float(np.mean([r[col] for r in step_rows])) for key, col in
+                    [("label_accuracy", "label_correct"), ("reward_accuracy", "reward_accuracy"),
+                     ("true_share", "true_share")]})
+    return out
 
 
 def categorise(initial: bool, final: bool) -> str:
