@@ -20,7 +20,8 @@ import time
 
 import torch
 
-from tetrad.agents.bc import action_logprobs, bc_examples, encode_examples, load_trajectories, resolve_device
+from tetrad.agents.bc_data import bc_examples, encode_examples, load_trajectories
+from tetrad.agents.bc_model import action_logprobs, resolve_device
 from tetrad.agents.skills import SkillLibrary
 from tetrad.llm.logprobs import continuation_logprobs, pad_sequences, prompt_cache
 from tetrad.llm.models import tiny_llama

@@ -19,7 +19,8 @@ import time
 
 import torch
 
-from tetrad.agents.bc import action_logprobs, bc_examples, encode_examples, load_trajectories
+from tetrad.agents.bc_data import bc_examples, encode_examples, load_trajectories
+from tetrad.agents.bc_model import action_logprobs
 from tetrad.agents.match import N_CODES
 from tetrad.agents.skills import SkillLibrary
 from tetrad.llm.models import add_token_features, tiny_llama

@@ -1,6 +1,5 @@
 import json
 import math
-import random
 import shutil
 from pathlib import Path
 
@@ -8,14 +7,15 @@ import pytest
 import torch
 
 from tetrad.agents.alfworld_env import AlfworldEnv, export_expert_trajectories, run_expert
-from tetrad.agents.bc import (BCConfig, ExpertLabelled, action_accuracy, action_logprobs, bc_examples,
-                              bc_model_dir, encode_examples, load_trajectories, object_names,
-                              permute_object_names, read_policy_file, resolve_device, share_word_embeddings,
-                              split_episodes, train_bc)
+from tetrad.agents.bc import BCConfig, train_bc
+from tetrad.agents.bc_data import bc_examples, encode_examples, load_trajectories, split_episodes
+from tetrad.agents.bc_model import action_accuracy, action_logprobs, bc_model_dir, read_policy_file, resolve_device
+from tetrad.agents.dagger import ExpertLabelled
+from tetrad.agents.environments import environment
 from tetrad.agents.evaluate import EvalConfig, evaluate, make_policy
 from tetrad.agents.llm_policy import ActionScoringPolicy, action_response
 from tetrad.agents.handoff import scored_turns
-from tetrad.agents.rollout import LocalEnvs, RandomPolicy, build_prompt, parse_action, rollout
+from tetrad.agents.rollout import LocalEnvs, RandomPolicy, parse_action, rollout
 from tetrad.agents.skills import SkillLibrary
 from tetrad.core.config import load_config
 from tetrad.core.errors import UserError
@@ -30,7 +30,7 @@ ADMISSIBLE = ["go to countertop 1", "go to countertop 2", "take mug 1 from count
 @pytest.fixture(scope="module")
 def scorer():
     seed_everything(0)
-    prompt = build_prompt("alfworld", "put a mug in cabinet", "You see a mug 1.", [], ADMISSIBLE)
+    prompt = environment("alfworld").build_prompt("put a mug in cabinet", "You see a mug 1.", [], ADMISSIBLE)
     tok = word_tokenizer([prompt] + [action_response(a) for a in ADMISSIBLE])
     return ActionScoringPolicy(tiny_llama(tok, 32, 2, 2, 1024), tok), prompt
 
@@ -94,7 +94,7 @@ def test_examples_are_the_rollout_prompts_with_the_expert_action(expert_jsonl):
     ep = episodes[0]
     assert len(with_skills) == sum(len(e["steps"]) for e in episodes)
     second = ep["steps"][1]
-    assert with_skills[1].prompt == build_prompt("alfworld", ep["instruction"], second["observation"],
+    assert with_skills[1].prompt == environment("alfworld").build_prompt(ep["instruction"], second["observation"],
                                                  [(ep["steps"][0]["observation"], ep["steps"][0]["action"])],
                                                  second["admissible_commands"], library.render("alfworld", ep["task_type"]))
     assert with_skills[1].response == f"<action>{second['action']}</action>"
@@ -205,71 +205,18 @@ def test_trained_policy_plays_and_its_turns_carry_action_log_probs(expert_jsonl,
     assert make_policy(EvalConfig(action_score="mean", **common)).action_score == "mean"
 
 
-def test_lm_weight_adds_the_prompts_next_token_loss(expert_jsonl, tmp_path):
-    _, path = expert_jsonl
-    common = dict(root=str(tmp_path), trajectories=str(path), hidden=32, layers=1, heads=2, steps=1, batch_size=2,
-                  eval_examples=4)
-    # one step from the same initialisation on the same batch: the same action loss, plus
-    # lm_weight times the prompt's NLL, which for an untrained model is about log(vocabulary size)
-    plain = train_bc(BCConfig(name="plain", **common))["final_loss"]
-    once = train_bc(BCConfig(name="lm1", lm_weight=1.0, **common))["final_loss"] - plain
-    twice = train_bc(BCConfig(name="lm2", lm_weight=2.0, **common))["final_loss"] - plain
-    assert twice == pytest.approx(2 * once, rel=1e-4)
-    vocab = json.loads((tmp_path / "agents/lm1/summary.json").read_text())["vocab_size"]
-    assert once == pytest.approx(math.log(vocab), rel=0.3)
-    with pytest.raises(UserError, match="config key 'lm_weight'"):
-        load_config(BCConfig, None, ["lm_weight=-1"])
-
-
-def test_renaming_permutes_object_names_consistently_across_an_episode():
-    names = object_names()
-    assert {"pen", "pencil", "mug", "cd"} <= set(names) and "desklamp" not in names and "drawer" not in names
-    step = {"observation": "On the desk 1, you see a pencil 2, a pen 1, and a desklamp 1.", "action": "take pen 1 from desk 1",
-            "admissible_commands": ["take pen 1 from desk 1", "take pencil 2 from desk 1", "use desklamp 1"]}
-    episode = {"task_type": "look_at_obj_in_light", "instruction": "look at pen under the desklamp", "steps": [step]}
-    renamed = permute_object_names(episode, random.Random(3), names)
-    pen = renamed["instruction"].split()[2]
-    pencil = renamed["steps"][0]["admissible_commands"][1].split()[1]
-    assert pen in names and pencil in names and pen != pencil
-    assert renamed["instruction"] == f"look at {pen} under the desklamp"
-    assert renamed["steps"][0] == {
-        "observation": f"On the desk 1, you see a {pencil} 2, a {pen} 1, and a desklamp 1.",
-        "action": f"take {pen} 1 from desk 1",
-        "admissible_commands": [f"take {pen} 1 from desk 1", f"take {pencil} 2 from desk 1", "use desklamp 1"]}
-    assert episode["steps"][0] is step and step["action"] == "take pen 1 from desk 1"  # the input is left alone
-    draws = {permute_object_names(episode, random.Random(seed), names)["instruction"] for seed in range(20)}
-    assert len(draws) > 10
-
-
-def test_rename_objects_renames_the_episodes_the_vocabulary_is_built_from(expert_jsonl, tmp_path):
-    _, path = expert_jsonl
-    common = dict(root=str(tmp_path), trajectories=str(path), hidden=32, layers=1, heads=2, steps=1, batch_size=2,
-                  eval_examples=4, holdout=0.5)
-    train_bc(BCConfig(name="plain", **common))
-    train_bc(BCConfig(name="renamed", rename_objects=1.0, **common))
-    plain, renamed = (load_policy(ModelSpec(kind="hf", path=str(tmp_path / f"agents/{n}/model")))[1]
-                      for n in ("plain", "renamed"))
-    # the vocabulary is built from the training episodes: renamed, they name other objects
-    train_ep, _ = split_episodes(load_trajectories(path), 0.5, 0)
-    text = " ".join(s["observation"] for s in train_ep[0]["steps"])
-    seen = {f" {name}" for name in object_names() if f" {name} " in text}  # the vocabulary's word pieces
-    assert seen and seen <= set(plain.get_vocab()) and not seen <= set(renamed.get_vocab())
-    with pytest.raises(UserError, match="config key 'rename_objects'"):
-        load_config(BCConfig, None, ["rename_objects=1.5"])
-
-
 def test_expert_labels_the_states_the_policy_reaches(alfworld_games):
     _, folders, _ = alfworld_games
     envs = LocalEnvs([AlfworldEnv(folders[:2], max_steps=50, expert=True)])
     library = SkillLibrary.load()
     # beta=1 executes every label: the episode is the expert's own, label for label
-    labelled = ExpertLabelled(RandomPolicy(0), beta=1.0)
+    labelled = ExpertLabelled(RandomPolicy("alfworld", 0), "alfworld", beta=1.0)
     [ep] = rollout(envs, labelled, [{"game": 0, "seed": 4}], "alfworld", False, library, max_steps=50)
     expert = run_expert(AlfworldEnv(folders[:2], max_steps=50, expert=True), 0, seed=4)
     assert ep.won and [ex.action for ex in labelled.examples] == [s["action"] for s in expert["steps"]]
     assert [ex.prompt for ex in labelled.examples] == [t.prompt for t in ep.turns]
     # beta=0: the random policy acts, the expert labels the states it leads to from its own memory
-    labelled = ExpertLabelled(RandomPolicy(1), beta=0.0)
+    labelled = ExpertLabelled(RandomPolicy("alfworld", 1), "alfworld", beta=0.0)
     [ep] = rollout(envs, labelled, [{"game": 1, "seed": 4}], "alfworld", False, library, max_steps=12)
     taken = [t.action for t in ep.turns]
     labels = [ex.action for ex in labelled.examples]
@@ -280,8 +227,11 @@ def test_expert_labels_the_states_the_policy_reaches(alfworld_games):
 
 
 def test_dagger_rounds_add_labelled_policy_states_and_resume_bit_exactly(expert_jsonl, tmp_path):
-    _, path = expert_jsonl
-    common = dict(root=str(tmp_path), trajectories=str(path), hidden=32, layers=1, heads=2, steps=2, batch_size=2,
+    folders, path = expert_jsonl
+    with pytest.raises(UserError, match="ALFWorld needs a game folder"):  # DAgger replays the expert's games
+        train_bc(BCConfig(root=str(tmp_path), name="no-games", trajectories=str(path), steps=0, dagger_rounds=1,
+                          dagger_steps=1, hidden=32, layers=1, heads=2, holdout=0.0))
+    common = dict(root=str(tmp_path), trajectories=str(path), games=str(Path(folders[0]).parent), hidden=32, layers=1, heads=2, steps=2, batch_size=2,
                   checkpoint_every=2, log_every=1, eval_every=2, eval_examples=4, holdout=0.0, max_expert_steps=5,
                   dagger_rounds=2, dagger_games=2, dagger_steps=2, dagger_envs=2)
     full = train_bc(BCConfig(name="full", **common))
@@ -321,10 +271,10 @@ def test_bc_device_is_cuda_when_there_is_one_and_named_devices_are_checked():
             resolve_device("cuda")
 
 
-@pytest.mark.parametrize("name", ["bc.yaml", "bc_smollm2.yaml", "bc_shop.yaml"])
+@pytest.mark.parametrize("name", ["bc.yaml", "bc_smollm2.yaml", "bc_shop.yaml", "bc_shop_small.yaml"])
 def test_shipped_bc_configs_load(name):
     cfg = load_config(BCConfig, Path(__file__).parents[2] / "configs/agents" / name, [])
-    assert cfg.loss == "action" and cfg.steps > 0
+    assert cfg.steps > 0 and (cfg.env == "shop") == ("shop" in name)
 
 
 def test_bad_trajectory_files_are_user_errors(tmp_path):
@@ -367,13 +317,14 @@ def test_trained_policy_beats_random_on_its_training_games(alfworld_games, tmp_p
     tasks = [{"game": i, "seed": 0} for i in range(len(folders))]
     library = SkillLibrary.load()
     bc_won = sum(e.won for e in rollout(envs, policy, tasks, "alfworld", True, library, max_steps=30))
-    random_won = sum(e.won for e in rollout(envs, RandomPolicy(0), tasks, "alfworld", True, library, max_steps=30))
+    random_won = sum(e.won for e in rollout(envs, RandomPolicy("alfworld", 0), tasks, "alfworld", True, library,
+                                            max_steps=30))
     assert bc_won > random_won and bc_won >= 3
 
 
 def test_shop_bc_clones_the_shop_expert_runs_dagger_and_is_evaluated_on_the_shop(tmp_path):
     common = dict(root=str(tmp_path), env="shop", n_products=300, n_games=6, hidden=32, layers=1, heads=2,
-                  batch_size=2, eval_examples=4, holdout=0.2, share_word_init=True)
+                  batch_size=2, eval_examples=4, holdout=0.2)
     summary = train_bc(BCConfig(name="shop", steps=2, dagger_rounds=1, dagger_games=2, dagger_steps=1,
                                 dagger_envs=2, **common))
     expert = [json.loads(line) for line in (tmp_path / "agents/shop/expert.jsonl").read_text().splitlines()]
@@ -402,27 +353,10 @@ def test_shop_bc_clones_the_shop_expert_runs_dagger_and_is_evaluated_on_the_shop
         evaluate(EvalConfig(root=str(tmp_path), name="wrong-env", policy="bc", bc_run=str(run), n_games=1))
     with pytest.raises(UserError, match="trained on env=shop, not env=alfworld"):
         train_bc(BCConfig(root=str(tmp_path), name="wrong-init", init=str(run), steps=1))
-    with pytest.raises(UserError, match="rename_objects .* needs env=alfworld"):
-        train_bc(BCConfig(name="renamed", rename_objects=0.5, steps=1, **common))
-    with pytest.raises(UserError, match="games= names ALFWorld games"):
+    with pytest.raises(UserError, match="games= names ALFWorld game folders"):
         train_bc(BCConfig(name="games", games="runs/agents/games", steps=1, **common))
     with pytest.raises(UserError, match="catalogue= is the shop's"):
         train_bc(BCConfig(root=str(tmp_path), name="catalogue", catalogue="catalogue.json", steps=1))
-
-
-def test_shared_word_init_starts_every_form_of_a_word_from_one_embedding():
-    tok = word_tokenizer(["with full, black, and", "click[black]", "the Black B0AB12", "click[b0ab12]", "red"])
-    model = tiny_llama(tok, 16, 1, 2, 64)
-    vocab = tok.get_vocab()
-    weight = model.get_input_embeddings().weight
-    assert not torch.equal(weight[vocab[" black"]], weight[vocab["black"]])
-    # " black", " Black" join "black"; " B0AB12" joins "b0ab12"
-    assert share_word_embeddings(model, tok) == 3
-    for a, b in ((" black", "black"), (" Black", "black"), (" B0AB12", "b0ab12")):
-        assert torch.equal(weight[vocab[a]], weight[vocab[b]])
-    assert not torch.equal(weight[vocab["red"]], weight[vocab["black"]])
-    # the output layer is tied to the input embeddings, so the copies predict alike too
-    assert model.get_output_embeddings().weight.data_ptr() == weight.data_ptr()
 
 
 @pytest.mark.slow

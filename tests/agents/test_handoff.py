@@ -3,9 +3,9 @@ import string
 import pytest
 import torch
 
-from tetrad.agents.bc import BCExample, bc_examples, encode_examples
+from tetrad.agents.bc_data import BCExample, bc_examples, encode_examples
 from tetrad.agents.handoff import generated_turns, scored_logprobs, scored_turns
-from tetrad.agents.llm_policy import ActionScoringPolicy, LLMPolicy, action_response
+from tetrad.agents.llm_policy import ActionScoringPolicy, LLMPolicy
 from tetrad.agents.rollout import LocalEnvs, rollout
 from tetrad.agents.shop import ShopEnv, make_catalogue, run_expert
 from tetrad.agents.skills import SkillLibrary

@@ -1,11 +1,13 @@
 import pytest
 import torch
 
-from tetrad.agents.bc import BCExample, action_logprobs, encode_examples
+from tetrad.agents.bc_data import BCExample, encode_examples
+from tetrad.agents.bc_model import action_logprobs
+from tetrad.agents.environments import environment
 from tetrad.agents.handoff import scored_logprobs, scored_turns
 from tetrad.agents.llm_policy import ActionScoringPolicy, action_response
 from tetrad.agents.match import match_codes, section_words
-from tetrad.agents.rollout import Episode, Turn, build_prompt, prompt_sections
+from tetrad.agents.rollout import Episode, Turn, prompt_sections
 from tetrad.core.seeding import seed_everything
 from tetrad.llm.models import ModelSpec, add_token_features, load_policy, save_policy, tiny_llama
 from tetrad.llm.tokenizers import word_tokenizer
@@ -20,7 +22,7 @@ CANDIDATES = ["click[black]", "click[red]", "click[large]", "click[small]", "cli
 @pytest.fixture(scope="module")
 def setup():
     seed_everything(0)
-    prompt = build_prompt("shop", TASK, OBS, HISTORY, CANDIDATES, SKILLS, history_length=2)
+    prompt = environment("shop").build_prompt(TASK, OBS, HISTORY, CANDIDATES, SKILLS, history_length=2)
     tok = word_tokenizer([prompt] + [action_response(c) for c in CANDIDATES])
     return prompt, tok
 
@@ -30,7 +32,7 @@ def test_prompt_sections_are_the_parts_build_prompt_wrote(setup):
     parts = prompt_sections(prompt)
     assert parts["task"] == TASK and parts["skills"].strip() == SKILLS.split("\n", 1)[1]
     assert "search[black shirt]" in parts["history"] and parts["observation"] == OBS
-    assert prompt_sections(build_prompt("alfworld", "put a mug in cabinet", "You see a mug 1.", [], ["look"]))[
+    assert prompt_sections(environment("alfworld").build_prompt("put a mug in cabinet", "You see a mug 1.", [], ["look"]))[
         "skills"] == ""
 
 

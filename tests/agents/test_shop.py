@@ -120,7 +120,7 @@ def test_webshop_adapter_speaks_the_shop_api():
 
 
 def test_exported_expert_searches_as_the_scoring_policy_can_and_still_wins(products):
-    from tetrad.agents.llm_policy import candidate_actions
+    from tetrad.agents.shop import Shop
     from tetrad.agents.shop import run_expert
 
     env = ShopEnv(products, split="train", n_goals=20, expert=True)
@@ -128,7 +128,7 @@ def test_exported_expert_searches_as_the_scoring_policy_can_and_still_wins(produ
     assert all(t["won"] and t["score"] == 1.0 for t in trajectories)
     for t in trajectories:
         assert t["steps"][0]["action"] == f"search[{t['instruction']}]"  # not the expert's own query
-        assert all(s["action"] in candidate_actions({**s, "instruction": t["instruction"]}) for s in t["steps"])
+        assert all(s["action"] in Shop().candidates({**s, "instruction": t["instruction"]}) for s in t["steps"])
         assert t["steps"][-1]["action"] == "click[buy now]" and t["n_steps"] == len(t["steps"])
     with pytest.raises(ValueError, match="expert=True"):
         run_expert(ShopEnv(products, split="train", n_goals=2), 0)

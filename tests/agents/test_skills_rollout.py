@@ -5,8 +5,11 @@ import pytest
 from tetrad.agents.alfworld_env import AlfworldEnv
 from tetrad.agents.alfworld_games import TASK_TYPES
 from tetrad.agents.pool import EnvPool
-from tetrad.agents.rollout import (Episode, ExpertPolicy, LocalEnvs, RandomPolicy, Turn, build_prompt, is_admissible,
-                                   option_grounded, parse_action, rollout, summarize, take_grounded)
+from tetrad.agents.alfworld_env import take_grounded
+from tetrad.agents.environments import environment
+from tetrad.agents.rollout import (Episode, ExpertPolicy, LocalEnvs, RandomPolicy, Turn, parse_action, prompt_sections,
+                                   rollout, summarize)
+from tetrad.agents.shop import option_grounded
 from tetrad.agents.shop import CATEGORIES, ShopEnv, make_catalogue
 from tetrad.agents.skills import SkillLibrary
 from tetrad.core.errors import UserError
@@ -46,21 +49,31 @@ def test_skill_files_are_validated(tmp_path):
 def test_prompt_has_skill_slot_history_window_and_actions(library):
     history = [(f"obs {i}", f"act {i}") for i in range(5)]
     ctx = library.render("alfworld", "pick_and_place_simple")
-    with_skills = build_prompt("alfworld", "put a mug in shelf", "now", history, ["look", "go to shelf 1"], ctx, 2)
-    without = build_prompt("alfworld", "put a mug in shelf", "now", history, ["look", "go to shelf 1"], "", 2)
+    alfworld = environment("alfworld")
+    with_skills = alfworld.build_prompt("put a mug in shelf", "now", history, ["look", "go to shelf 1"], ctx, 2)
+    without = alfworld.build_prompt("put a mug in shelf", "now", history, ["look", "go to shelf 1"], "", 2)
     assert ctx in with_skills and "Skills" not in without
     assert with_skills.index("put a mug in shelf") < with_skills.index(ctx) < with_skills.index("Prior to this step")
     assert "obs 3" in without and "obs 4" in without and "obs 2" not in without  # a window of two
     assert "taken 5 step(s)" in without and "step 6" in without and "'go to shelf 1'" in without
     assert without.replace(ctx + "\n", "") == without and with_skills.replace(ctx + "\n", "") == without
+    # ALFWorld's prompt also lists every action taken so far, inside the history part the match
+    # features read; the shop's does not
+    assert "All actions you took so far: act 0; act 1; act 2; act 3; act 4\n" in without
+    assert "act 0" in prompt_sections(without)["history"]
+    assert "act 0" not in environment("shop").build_prompt("find shoes", "now", history, ["search[<query>]"])
 
 
 def test_action_parsing_and_admissibility():
     assert parse_action("<think>x</think><action> Go to  shelf 1 </action>") == "go to shelf 1"
     assert parse_action("<action>look</action> then <action>inventory</action>") == "inventory"
     assert parse_action("go to shelf 1") is None and parse_action("<action> </action>") is None
-    assert is_admissible("look", ["look"]) and not is_admissible("jump", ["look"]) and not is_admissible(None, ["look"])
-    assert is_admissible("search[red shoes]", ["search[<query>]"]) and not is_admissible("search[ ]", ["search[<query>]"])
+    alfworld, shop = environment("alfworld"), environment("shop")
+    assert alfworld.is_admissible("look", ["look"]) and not alfworld.is_admissible("jump", ["look"])
+    assert not alfworld.is_admissible(None, ["look"])
+    assert shop.is_admissible("search[red shoes]", ["search[<query>]"])
+    assert not shop.is_admissible("search[ ]", ["search[<query>]"])
+    assert not alfworld.is_admissible("search[red shoes]", ["search[<query>]"])  # ALFWorld has no free-text command
 
 
 class Scripted:
@@ -143,7 +156,7 @@ def test_shop_rollouts_expert_beats_random():
     envs = LocalEnvs([ShopEnv(products, split="valid", n_goals=20, expert=True) for _ in range(2)])
     tasks = [{"game": g} for g in range(20)]
     expert = summarize(rollout(envs, ExpertPolicy(), tasks, "shop", max_steps=15))["skills_off"]
-    random_eps = rollout(envs, RandomPolicy(0), tasks, "shop", max_steps=15)
+    random_eps = rollout(envs, RandomPolicy("shop", 0), tasks, "shop")
     rand = summarize(random_eps)["skills_off"]
     assert expert["success"] == 1.0 and expert["score"] == 1.0
     assert rand["score"] < expert["score"] and rand["success"] < 0.5

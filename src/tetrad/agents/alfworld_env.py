@@ -20,6 +20,7 @@ replays exactly, also when several environments share a worker process.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -27,10 +28,32 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tetrad.agents.environments import Environment, TaskSet
 from tetrad.core.errors import UserError
 
 GAME_FILE = "game.tw-pddl"
 TRAJ_FILE = "traj_data.json"
+TASK_TYPES = (
+    "pick_and_place_simple",
+    "look_at_obj_in_light",
+    "pick_clean_then_place_in_recep",
+    "pick_heat_then_place_in_recep",
+    "pick_cool_then_place_in_recep",
+    "pick_two_obj_and_place",
+)
+
+# verl-agent's template, with SKILL0's skill slot after the task line and, after the recent
+# (observation, action) pairs, every action taken so far: a policy that sees only the last few
+# steps cannot tell which receptacles it has already searched, and loops
+ALFWORLD_PROMPT = """You are an expert agent operating in the ALFRED embodied environment.
+Your task is to: {task}
+{skill_context}Prior to this step, you have already taken {step_count} step(s). Below are the most recent {history_count} observations and the corresponding actions you took:
+{action_history}
+All actions you took so far: {action_record}
+You are now at step {current_step} and your current observation is: {current_observation}
+Your admissible actions of the current situation are: [{admissible_actions}].
+
+Now it's your turn to take an action. Think briefly inside <think> </think>, then give exactly one admissible action inside <action> </action>."""
 
 
 def find_games(root: str | Path, task_types: list[str] | None = None) -> list[Path]:
@@ -69,8 +92,6 @@ def find_games(root: str | Path, task_types: list[str] | None = None) -> list[Pa
 
 
 def read_traj(folder: Path) -> dict[str, Any]:
-    from tetrad.agents.alfworld_games import TASK_TYPES
-
     path = Path(folder) / TRAJ_FILE
     if not path.is_file():
         raise UserError(f"not a game folder (no {TRAJ_FILE}): {folder}")
@@ -206,6 +227,48 @@ def run_expert(env: AlfworldEnv, game: int | str | Path, seed: int = 0,
         steps.append({"observation": obs, "admissible_commands": info["admissible_commands"], "action": action})
         obs, _, done, info = env.step(action)
     return {**first, "won": info["won"], "n_steps": len(steps), "steps": steps, "final_observation": obs}
+
+
+def take_grounded(episodes: list) -> float | None:
+    """The share of `take <object> <n> from ...` turns whose object is a word of the episode's
+    task (every task type names its object): whether a policy picks up what it was asked for,
+    rather than whatever lies in front of it. None without such turns."""
+    from tetrad.agents.rollout import command_word
+
+    takes = [(t.action.split(), e.instruction.split()) for e in episodes for t in e.turns
+             if command_word(t.action) == "take" and len(t.action.split()) > 1]
+    return sum(action[1] in task for action, task in takes) / len(takes) if takes else None
+
+
+class Alfworld(Environment):
+    """ALFWorld in the real text engine: reward 10 x won (verl-agent's), ranked by success."""
+
+    name, prompt, reward_scale, rewarded, headline = "alfworld", ALFWORLD_PROMPT, 10.0, "won", "success"
+
+    def task_types(self) -> list[str]:
+        return list(TASK_TYPES)
+
+    def tasks(self, split: str, n: int, *, games: str = "", catalogue: str = "", n_products: int = 2000,
+              seed: int = 0, task_types: list[str] | None = None, expert: bool = False, max_steps: int = 50,
+              generate_into=None) -> TaskSet:
+        if catalogue:
+            raise UserError("catalogue= is the shop's; ALFWorld plays game folders (games=)")
+        if games:
+            folders = find_games(games, task_types)
+        elif generate_into is not None:
+            from tetrad.agents.alfworld_games import make_games
+
+            folders = make_games(generate_into, n, split, seed, task_types or TASK_TYPES)
+        else:
+            raise UserError(f"ALFWorld needs a game folder for split '{split}' (from `tetrad agents make-games`)")
+        return TaskSet(functools.partial(AlfworldEnv, folders, max_steps=max_steps, expert=expert),
+                       [read_traj(f)["task_type"] for f in folders])
+
+    def run_expert(self, env, game: int, seed: int = 0) -> dict[str, Any]:
+        return run_expert(env, game, seed)
+
+    def metrics(self, episodes: list) -> dict[str, Any]:
+        return {"take_grounded": take_grounded(episodes)}
 
 
 def export_expert_trajectories(games: list[Path], out: str | Path, max_steps: int = 50, seed: int = 0,

@@ -37,17 +37,10 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from tetrad.agents.alfworld_env import TASK_TYPES, AlfworldEnv, run_expert
 from tetrad.core.errors import UserError
 from tetrad.core.io import atomic_write_json
 
-TASK_TYPES = (
-    "pick_and_place_simple",
-    "look_at_obj_in_light",
-    "pick_clean_then_place_in_recep",
-    "pick_heat_then_place_in_recep",
-    "pick_cool_then_place_in_recep",
-    "pick_two_obj_and_place",
-)
 SPLITS = ("train", "valid_seen", "valid_unseen")
 LAMPS = ("DeskLamp", "FloorLamp")
 LAMP_HOSTS = ("Desk", "SideTable", "Dresser", "Shelf", "CoffeeTable", "DiningTable", "TVStand")
@@ -333,6 +326,4 @@ def make_games(out: str | Path, n: int, split: str = "train", seed: int = 0,
 
 
 def _expert_wins(folder: Path, max_steps: int, seed: int) -> bool:
-    from tetrad.agents.alfworld_env import AlfworldEnv, run_expert
-
     return run_expert(AlfworldEnv([folder], max_steps=max_steps, expert=True), 0, seed=seed)["won"]

@@ -53,7 +53,8 @@ def add_commands(sub) -> None:
 
 
 def _make_games(args) -> int:
-    from tetrad.agents.alfworld_games import TASK_TYPES, make_games
+    from tetrad.agents.alfworld_env import TASK_TYPES
+    from tetrad.agents.alfworld_games import make_games
 
     types = [t.strip() for t in args.task_types.split(",") if t.strip()] or list(TASK_TYPES)
     stats: dict[str, int] = {}

@@ -21,14 +21,14 @@ def demo_part(run: RunDir, cfg: DemoConfig) -> Section:
     tasks = [{"game": i, "seed": cfg.seed} for i in range(len(folders))]
     envs = LocalEnvs([AlfworldEnv(folders, max_steps=50, expert=True)])
     expert = rollout(envs, ExpertPolicy(), tasks * 2, "alfworld", [True] * 6 + [False] * 6, library)
-    rand = summarize(rollout(envs, RandomPolicy(cfg.seed), tasks, "alfworld"))["skills_off"]
+    rand = summarize(rollout(envs, RandomPolicy("alfworld", cfg.seed), tasks, "alfworld"))["skills_off"]
     alf = summarize(expert)
 
     products = make_catalogue(2000, cfg.seed)
     shop_envs = LocalEnvs([ShopEnv(products, split="valid", n_goals=50, seed=cfg.seed, expert=True)])
     shop_tasks = [{"game": g} for g in range(50)]
-    shop_expert = summarize(rollout(shop_envs, ExpertPolicy(), shop_tasks, "shop", max_steps=15))["skills_off"]
-    shop_rand = summarize(rollout(shop_envs, RandomPolicy(cfg.seed), shop_tasks, "shop", max_steps=15))["skills_off"]
+    shop_expert = summarize(rollout(shop_envs, ExpertPolicy(), shop_tasks, "shop"))["skills_off"]
+    shop_rand = summarize(rollout(shop_envs, RandomPolicy("shop", cfg.seed), shop_tasks, "shop"))["skills_off"]
 
     numbers = {
         "alfworld_expert_success_skills_on": alf["skills_on"]["success"],

@@ -9,12 +9,13 @@ ALFWorld data folder) or, when that is empty, are generated into the run directo
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 from typing import Literal
 
 from pydantic import field_validator
+
+from tetrad.agents.environments import EnvName, environment
 from tetrad.core.config import RunConfig
 from tetrad.core.errors import UserError
 from tetrad.core.io import atomic_write_text
@@ -25,7 +26,7 @@ POLICIES = ("expert", "random", "bc", "llm", "smollm")
 
 
 class EvalConfig(RunConfig):
-    env: Literal["alfworld", "shop"] = "alfworld"
+    env: EnvName = "alfworld"
     policy: str = "expert"
     skills: Literal["on", "off", "both"] = "both"
     skills_dir: str = ""  # empty: the library shipped with tetrad
@@ -34,7 +35,7 @@ class EvalConfig(RunConfig):
     n_games: int = 12  # games generated, or goals drawn from the shop
     episodes: int = 0  # 0: one per game
     task_types: list[str] = []  # empty: all six
-    max_steps: int = 50  # ALFWorld's limit; the shop uses 15
+    max_steps: int = 50  # the step limit; an environment with its own (the shop's 15) keeps the lower
     # the prompt's (observation, action) window; policy=bc: unless set, the one the policy trained with
     history_length: int = 2
     invalid_penalty: float = 0.1
@@ -66,11 +67,11 @@ def make_policy(cfg: EvalConfig):
     if cfg.policy == "expert":
         return ExpertPolicy()
     if cfg.policy == "random":
-        return RandomPolicy(cfg.seed)
+        return RandomPolicy(cfg.env, cfg.seed)
     if cfg.policy in ("bc", "llm", "smollm"):
         from pydantic import ValidationError
 
-        from tetrad.agents.bc import bc_model_dir
+        from tetrad.agents.bc_model import bc_model_dir
         from tetrad.agents.llm_policy import ActionScoringPolicy, LLMPolicy
         from tetrad.core.config import describe_validation_error
         from tetrad.llm.models import ModelSpec
@@ -91,24 +92,12 @@ def make_policy(cfg: EvalConfig):
     raise UserError(f"unknown policy '{cfg.policy}' (known: {', '.join(POLICIES)})")
 
 
-def env_factory(cfg: EvalConfig, run_path: Path):
-    """A picklable constructor of one environment, and the number of distinct games/goals."""
-    if cfg.env == "alfworld":
-        from tetrad.agents.alfworld_env import AlfworldEnv, find_games
-        from tetrad.agents.alfworld_games import TASK_TYPES, make_games
-
-        types = cfg.task_types or list(TASK_TYPES)
-        if cfg.games:
-            folders = find_games(cfg.games, types)
-        else:
-            folders = make_games(run_path / "games", cfg.n_games, cfg.split, cfg.seed, types)
-        return functools.partial(AlfworldEnv, folders, max_steps=cfg.max_steps, expert=cfg.policy == "expert"), len(folders)
-    from tetrad.agents.shop import ShopEnv, load_catalogue, make_catalogue
-
-    products = load_catalogue(cfg.catalogue) if cfg.catalogue else make_catalogue(cfg.n_products, cfg.seed)
-    split = {"valid_seen": "valid", "valid_unseen": "test"}.get(cfg.split, cfg.split)
-    return functools.partial(ShopEnv, products, split=split, n_goals=cfg.n_games, max_steps=min(cfg.max_steps, 15),
-                             seed=cfg.seed, expert=cfg.policy == "expert"), cfg.n_games
+def task_set(cfg: EvalConfig, run_path: Path):
+    """The games (or goals) to play: ALFWorld's from `games` or generated into the run directory."""
+    return environment(cfg.env).tasks(cfg.split, cfg.n_games, games=cfg.games, catalogue=cfg.catalogue,
+                                      n_products=cfg.n_products, seed=cfg.seed, task_types=cfg.task_types or None,
+                                      expert=cfg.policy == "expert", max_steps=cfg.max_steps,
+                                      generate_into=run_path / "games")
 
 
 def evaluate(cfg: EvalConfig) -> dict:
@@ -123,7 +112,7 @@ def evaluate(cfg: EvalConfig) -> dict:
     library = SkillLibrary.load(cfg.skills_dir or None)
     history_length = cfg.history_length
     if cfg.policy == "bc":
-        from tetrad.agents.bc import bc_model_dir, read_policy_file
+        from tetrad.agents.bc_model import bc_model_dir, read_policy_file
 
         recorded = read_policy_file(bc_model_dir(cfg.bc_run))
         if recorded.get("env", cfg.env) != cfg.env:
@@ -132,7 +121,8 @@ def evaluate(cfg: EvalConfig) -> dict:
         if "history_length" not in cfg.model_fields_set:
             history_length = recorded.get("history_length", history_length)
     run = RunDir("agents", cfg, tensorboard=False)
-    make_env, n_games = env_factory(cfg, run.path)
+    tasks_of_split = task_set(cfg, run.path)
+    make_env, n_games = tasks_of_split.make_env, len(tasks_of_split)
     n_episodes = cfg.episodes or n_games
     tasks = [{"game": i % n_games, "seed": cfg.seed + i} for i in range(n_episodes)]
     conditions = {"on": [True], "off": [False], "both": [True, False]}[cfg.skills]

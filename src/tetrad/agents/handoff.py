@@ -9,7 +9,7 @@ side. What "what it did" means depends on how the policy acts:
   temperature, of the candidates' summed response log-probs. `scored_turns` returns, per turn,
   the prompt's and every candidate's token ids (as the policy encoded them), the index of the
   action taken and its recorded log-probability; `scored_logprobs` recomputes that
-  log-probability with gradients (`bc.action_logprobs`, the same function BC trains), so the
+  log-probability with gradients (`bc_model.action_logprobs`, the same function BC trains), so the
   update's ratio is 1 on-policy.
 - A **generating policy** (`LLMPolicy`: an LLM writing `<action>...</action>`) takes tokens:
   `generated_turns` returns `tetrad.llm.Rollouts` of the turns' prompt (chat template applied) and
@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
-from tetrad.agents.bc import EncodedExample, action_logprobs
+from tetrad.agents.bc_data import EncodedExample
+from tetrad.agents.bc_model import action_logprobs
 from tetrad.agents.llm_policy import action_response, encode_prompt, encode_response
 from tetrad.agents.match import match_codes
 from tetrad.agents.rollout import Episode

@@ -17,8 +17,9 @@ the shortest command whatever the prompt says. A tiny model trained from scratch
 behaviour-cloned policy) or a small instruction model that never writes the `<action>` tag by
 itself (SmolLM2-135M) still acts validly this way. A model with token features (`bc
 match_features=true`) gets each candidate token's exact-match code (`tetrad.agents.match`).
-The shop's free-text search box is scored as one candidate,
-`search[<the instruction>]`. After each `act`, `last_token_logprobs[i]` holds the per-token
+It ranks `info["candidates"]` (the rollout loop's completion of the admissible
+commands, `Environment.candidates`: the shop's free-text search box becomes one candidate,
+`search[<the instruction>]`), or the admissible commands when an info has none. After each `act`, `last_token_logprobs[i]` holds the per-token
 log-probs (temperature 1) of the chosen response of prompt `i`; the rollout loop stores them in
 the turn. For the RL update what matters is the probability of the *action*:
 `last_action_logprobs[i]` is log softmax(scores / temperature) at the chosen action (temperature 1
@@ -69,20 +70,6 @@ def action_response(action: str) -> str:
     return f"<action>{action}</action>"
 
 
-def candidate_actions(info: dict) -> list[str]:
-    """The admissible commands, with the shop's search placeholder filled by the instruction."""
-    return [f"search[{info.get('instruction', '')}]" if a == "search[<query>]" else a
-            for a in info["admissible_commands"]]
-
-
-def as_candidate(action: str, info: dict) -> str:
-    """An expert's action as the scoring policy can take it: the shop's expert searches with the
-    goal's own words, the policy only with the instruction (`candidate_actions`)."""
-    if action.startswith("search[") and "search[<query>]" in info["admissible_commands"]:
-        return f"search[{info.get('instruction', '')}]"
-    return action
-
-
 def encode_prompt(tokenizer, prompt: str, chat: bool = True) -> list[int]:
     """A prompt's token ids as the scoring policy reads it (chat template applied when the model
     has one); BC training encodes with this too, so it trains on what the policy will see."""
@@ -125,7 +112,7 @@ class ActionScoringPolicy:
         out, self.last_token_logprobs, self.last_scores = [], [], []
         self.last_action_logprobs, self.last_candidates = [], []
         for prompt, info in zip(prompts, infos):
-            actions = candidate_actions(info)
+            actions = info.get("candidates", info["admissible_commands"])
             responses = [action_response(a) for a in actions]
             token_logps = self.score(prompt, responses)
             scores = [sum(t) / len(t) if self.action_score == "mean" else sum(t) for t in token_logps]

@@ -8,16 +8,17 @@ mapping a batch of prompts (and the environments' info dicts, for policies that 
 as the expert) to raw text responses. An LLM policy returns its generations; `ExpertPolicy`
 wraps the environment's expert action; `RandomPolicy` draws an admissible action.
 
-Each turn's prompt (verl-agent's templates, with SKILL0's skill slot right after the task line):
-task, `{skill_context}` (the rendered skill sets, or nothing), the last `history_length`
-(observation, action) pairs, the current observation and the admissible actions. The response's
+Each turn's prompt is the environment's (`tetrad.agents.environments`: verl-agent's templates,
+with SKILL0's skill slot right after the task line): task, `{skill_context}` (the rendered skill
+sets, or nothing), the last `history_length` (observation, action) pairs (ALFWorld's also lists
+every action taken so far), the current observation and the admissible actions. The response's
 action is the text inside its last `<action>...</action>`; a response without one, or with an
 action that is not admissible, costs `invalid_penalty` (0.1, as verl-agent) and the episode
 continues: the text still goes to the environment, which answers "Nothing happens." (ALFWorld)
 or leaves the page as it was (shop).
 
-Episode reward: ALFWorld 10 x won, shop the task score (WebShop's reward in [0, 1]); minus the
-invalid-action penalties. `tetrad.agents.handoff` turns episodes into what a policy-gradient
+Episode reward (`Environment.episode_reward`): ALFWorld 10 x won, shop the task score (WebShop's
+reward in [0, 1]); minus the invalid-action penalties. `tetrad.agents.handoff` turns episodes into what a policy-gradient
 update needs.
 """
 
@@ -32,33 +33,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from tetrad.agents.environments import Environment, environment
 from tetrad.agents.skills import SkillLibrary
 from tetrad.core.errors import UserError
 
-ALFWORLD_PROMPT = """You are an expert agent operating in the ALFRED embodied environment.
-Your task is to: {task}
-{skill_context}Prior to this step, you have already taken {step_count} step(s). Below are the most recent {history_count} observations and the corresponding actions you took:
-{action_history}
-You are now at step {current_step} and your current observation is: {current_observation}
-Your admissible actions of the current situation are: [{admissible_actions}].
-
-Now it's your turn to take an action. Think briefly inside <think> </think>, then give exactly one admissible action inside <action> </action>."""
-
-SHOP_PROMPT = """You are an expert autonomous agent operating in the WebShop e-commerce platform.
-Your task is to: {task}
-{skill_context}Prior to this step, you have already taken {step_count} step(s). Below are the most recent {history_count} observations and the corresponding actions you took:
-{action_history}
-You are now at step {current_step} and your current observation is: {current_observation}
-Your admissible actions of the current situation are: [{admissible_actions}].
-
-Now it's your turn to take an action. Think briefly inside <think> </think>, then give exactly one admissible action inside <action> </action>, e.g. <action>search[red running shoes]</action> or <action>click[buy now]</action>."""
-
-PROMPTS = {"alfworld": ALFWORLD_PROMPT, "shop": SHOP_PROMPT}
-SCORE_PARTS = ("r_type", "r_att", "r_option", "r_price")
-EPISODE_REWARD_SCALE = {"alfworld": 10.0, "shop": 1.0}
-
-
-# where each part of a prompt begins and ends: the templates above share these markers
+# where each part of a prompt begins and ends: every environment's template has these markers
 SECTION_MARKERS = {
     "task": ("Your task is to: ", "\n"),
     "skills": ("Skills that help with this task:", "\nPrior to this step"),
@@ -68,8 +47,8 @@ SECTION_MARKERS = {
 
 
 def prompt_sections(prompt: str) -> dict[str, str]:
-    """The text of each part of a prompt `build_prompt` wrote: task line, skill block, history,
-    current observation ("" for a part the prompt lacks)."""
+    """The text of each part of a turn prompt (`Environment.build_prompt`): task line, skill
+    block, history, current observation ("" for a part the prompt lacks)."""
     out = {}
     for name, (start, end) in SECTION_MARKERS.items():
         i = prompt.find(start)
@@ -82,18 +61,6 @@ class Policy(Protocol):
     def act(self, prompts: list[str], infos: list[dict]) -> list[str]: ...
 
 
-def build_prompt(env_kind: str, task: str, observation: str, history: list[tuple[str, str]],
-                 admissible: list[str], skill_context: str = "", history_length: int = 2) -> str:
-    recent = history[-history_length:] if history_length > 0 else []
-    start = len(history) - len(recent)
-    lines = [f"[Observation {start + i + 1}: '{obs}', Action {start + i + 1}: '{act}']"
-             for i, (obs, act) in enumerate(recent)]
-    return PROMPTS[env_kind].format(
-        task=task, skill_context=f"{skill_context}\n" if skill_context else "", step_count=len(history), history_count=len(recent),
-        action_history="\n".join(lines) if lines else "(none)", current_step=len(history) + 1,
-        current_observation=observation, admissible_actions=", ".join(f"'{a}'" for a in admissible))
-
-
 def parse_action(response: str) -> str | None:
     """The action inside the response's last `<action>...</action>`, whitespace-normalised and
     lower-cased (both environments' commands are lower case); None if there is none."""
@@ -102,15 +69,6 @@ def parse_action(response: str) -> str | None:
         return None
     action = " ".join(found[-1].split()).lower()
     return action or None
-
-
-def is_admissible(action: str | None, admissible: list[str]) -> bool:
-    if action is None:
-        return False
-    if action in admissible:
-        return True
-    # the shop's search box takes any non-empty query
-    return "search[<query>]" in admissible and re.fullmatch(r"search\[.*\S.*\]", action) is not None
 
 
 @dataclass
@@ -173,17 +131,18 @@ class LocalEnvs:
         return [None if a is None else env.step(a) for env, a in zip(self.envs, actions)]
 
 
-def rollout(envs, policy: Policy, tasks: list[dict], env_kind: str, use_skills: list[bool] | bool = False,
+def rollout(envs, policy: Policy, tasks: list[dict], env: str | Environment, use_skills: list[bool] | bool = False,
             skills: SkillLibrary | None = None, active: set[str] | None = None, max_steps: int = 50,
             history_length: int = 2, invalid_penalty: float = 0.1) -> list[Episode]:
     """Play `tasks` (each `{"game": ..., "seed": ...}`) in waves of `envs.n_envs` episodes.
 
     `use_skills[i]` says whether task i's prompts carry the skills (rendered from `skills`,
     restricted to the `active` set names); the same game with and without skills is how SkillC
-    pairs rollouts.
+    pairs rollouts. Each info a policy sees carries `candidates`: the admissible commands with the
+    free-text one completed (`Environment.candidates`), what a policy that ranks actions chooses among.
     """
-    if env_kind not in PROMPTS:
-        raise ValueError(f"unknown environment kind {env_kind}")
+    env = environment(env)
+    max_steps = env.step_limit(max_steps)
     flags = [use_skills] * len(tasks) if isinstance(use_skills, bool) else list(use_skills)
     if len(flags) != len(tasks):
         raise ValueError("use_skills needs one flag per task")
@@ -193,19 +152,19 @@ def rollout(envs, policy: Policy, tasks: list[dict], env_kind: str, use_skills: 
     n = envs.n_envs
     for start in range(0, len(tasks), n):
         wave = tasks[start:start + n]
-        episodes += _play_wave(envs, policy, wave, flags[start:start + n], env_kind, skills, active, max_steps,
+        episodes += _play_wave(envs, policy, wave, flags[start:start + n], env, skills, active, max_steps,
                                history_length, invalid_penalty)
     return episodes
 
 
-def _play_wave(envs, policy, wave, flags, env_kind, skills, active, max_steps, history_length,
+def _play_wave(envs, policy, wave, flags, env: Environment, skills, active, max_steps, history_length,
                invalid_penalty) -> list[Episode]:
     n = envs.n_envs
     resets = envs.reset([wave[i] if i < len(wave) else None for i in range(n)])
     eps, obs, infos, histories, live = [], [], [], [], []
     for i, task in enumerate(wave):
         o, info = resets[i]
-        ep = Episode(env_kind, task.get("game"), task.get("seed"), info.get("task_type", ""),
+        ep = Episode(env.name, task.get("game"), task.get("seed"), info.get("task_type", ""),
                      info.get("instruction", ""), flags[i], crashed=bool(info.get("crashed")))
         eps.append(ep)
         obs.append(o)
@@ -216,11 +175,11 @@ def _play_wave(envs, policy, wave, flags, env_kind, skills, active, max_steps, h
         idx = [i for i in range(len(wave)) if live[i]]
         prompts = []
         for i in idx:
-            ctx = skills.render(env_kind, eps[i].task_type, active) if flags[i] else ""
-            prompts.append(build_prompt(env_kind, eps[i].instruction, obs[i], histories[i],
-                                        infos[i]["admissible_commands"], ctx, history_length))
+            ctx = skills.render(env.name, eps[i].task_type, active) if flags[i] else ""
+            prompts.append(env.build_prompt(eps[i].instruction, obs[i], histories[i],
+                                            infos[i]["admissible_commands"], ctx, history_length))
         t0 = time.perf_counter()
-        responses = policy.act(prompts, [infos[i] for i in idx])
+        responses = policy.act(prompts, [{**infos[i], "candidates": env.candidates(infos[i])} for i in idx])
         model_seconds = (time.perf_counter() - t0) / len(idx)
         logprobs = getattr(policy, "last_token_logprobs", None) or [None] * len(idx)
         action_logps = getattr(policy, "last_action_logprobs", None) or [None] * len(idx)
@@ -237,7 +196,7 @@ def _play_wave(envs, policy, wave, flags, env_kind, skills, active, max_steps, h
         for i, prompt, response, logp, action_logp, cands, ids in zip(idx, prompts, responses, logprobs,
                                                                       action_logps, candidates, response_ids):
             o, r, done, info = results[i]
-            valid = is_admissible(parsed[i], infos[i]["admissible_commands"])
+            valid = env.is_admissible(parsed[i], infos[i]["admissible_commands"])
             ep = eps[i]
             ep.turns.append(Turn(prompt, response, parsed[i], valid, o, float(r), env_seconds, model_seconds, logp,
                                  action_logp, cands, ids))
@@ -250,10 +209,9 @@ def _play_wave(envs, policy, wave, flags, env_kind, skills, active, max_steps, h
                 live[i] = False
                 ep.won = bool(info.get("won"))
                 ep.score = float(info.get("score", float(ep.won)))
-                ep.score_parts = {k: float(info[k]) for k in SCORE_PARTS if k in info}
+                ep.score_parts = {k: float(info[k]) for k in env.score_parts if k in info}
     for ep in eps:
-        base = EPISODE_REWARD_SCALE[env_kind] * (float(ep.won) if env_kind == "alfworld" else ep.score)
-        ep.reward = base - invalid_penalty * ep.n_invalid
+        ep.reward = env.episode_reward(ep.won, ep.score, ep.n_invalid, invalid_penalty)
     return eps
 
 
@@ -270,20 +228,15 @@ class ExpertPolicy:
 
 
 class RandomPolicy:
-    """A uniformly random admissible action (the shop's search box gets the instruction's words)."""
+    """A uniformly random admissible action (`Environment.random_action`: the shop's search box
+    gets some of the instruction's words)."""
 
-    def __init__(self, seed: int = 0):
+    def __init__(self, env: str | Environment, seed: int = 0):
+        self.env = environment(env)
         self.rng = random.Random(seed)
 
     def act(self, prompts: list[str], infos: list[dict]) -> list[str]:
-        out = []
-        for info in infos:
-            action = self.rng.choice(info["admissible_commands"])
-            if action == "search[<query>]":
-                words = info["instruction"].split()
-                action = f"search[{' '.join(self.rng.sample(words, min(4, len(words))))}]"
-            out.append(f"<action>{action}</action>")
-        return out
+        return [f"<action>{self.env.random_action(info, self.rng)}</action>" for info in infos]
 
 
 def command_word(action: str | None) -> str:
@@ -305,34 +258,12 @@ def load_episodes(path: Path) -> list[Episode]:
     return episodes
 
 
-def take_grounded(episodes: list[Episode]) -> float | None:
-    """The share of ALFWorld `take <object> <n> from ...` turns whose object is a word of the
-    episode's task (every task type names its object): whether a policy picks up what it was
-    asked for, rather than whatever lies in front of it. None without such turns."""
-    takes = [(t.action.split(), e.instruction.split()) for e in episodes for t in e.turns
-             if command_word(t.action) == "take" and len(t.action.split()) > 1]
-    return sum(action[1] in task for action, task in takes) / len(takes) if takes else None
-
-
-def option_grounded(episodes: list[Episode]) -> float | None:
-    """The shop's `take_grounded`: the share of option clicks (`click[<value>]` for a value of
-    the catalogue's option groups) whose value the instruction names. The goal names exactly one
-    value per option group, so an expert scores 1.0. None without option clicks."""
-    from tetrad.agents.shop import option_values
-
-    values = option_values()
-    clicks = [(m.group(1), e.instruction) for e in episodes for t in e.turns
-              if (m := re.fullmatch(r"click\[(.+)\]", t.action or "")) and m.group(1) in values]
-    return (sum(re.search(rf"(?<![\w.]){re.escape(v)}(?![\w.])", task) is not None for v, task in clicks) / len(clicks)
-            if clicks else None)
-
-
 def summarize(episodes: list[Episode]) -> dict[str, Any]:
     """Success and score per task type (the shop's: per category), with and without skills;
     invalid rate; seconds per step; the share of turns per command word (where a policy's steps
-    go: a looping policy shows up here); `take_grounded` (ALFWorld), or for the shop
-    `option_grounded`, the share of episodes that bought something and the mean reward parts of
-    what they bought."""
+    go: a looping policy shows up here); and the environment's own metrics
+    (`Environment.metrics`: ALFWorld's `take_grounded`, the shop's `option_grounded` and reward
+    parts)."""
     out: dict[str, Any] = {}
     for flag, label in ((True, "skills_on"), (False, "skills_off")):
         eps = [e for e in episodes if e.skills == flag]
@@ -351,13 +282,5 @@ def summarize(episodes: list[Episode]) -> dict[str, Any]:
             "model_seconds_per_step": sum(t.model_seconds for t in turns) / max(len(turns), 1),
             "action_share": {w: n / len(turns) for w, n in
                              Counter(command_word(t.action) for t in turns).most_common()} if turns else {}}
-        if eps[0].env_kind == "alfworld":
-            out[label]["take_grounded"] = take_grounded(eps)
-        elif eps[0].env_kind == "shop":
-            bought = [e for e in eps if e.score_parts]
-            out[label].update({
-                "option_grounded": option_grounded(eps), "bought": len(bought) / len(eps),
-                # what the bought products matched: type, attributes, options, price
-                "score_parts": {k: sum(e.score_parts.get(k, 0.0) for e in bought) / len(bought)
-                                for k in SCORE_PARTS} if bought else {}})
+        out[label].update(environment(eps[0].env_kind).metrics(eps))
     return out

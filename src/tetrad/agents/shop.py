@@ -37,8 +37,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tetrad.agents.environments import Environment, TaskSet
 from tetrad.core.errors import UserError
 from tetrad.core.io import atomic_write_json
+
+SHOP_PROMPT = """You are an expert autonomous agent operating in the WebShop e-commerce platform.
+Your task is to: {task}
+{skill_context}Prior to this step, you have already taken {step_count} step(s). Below are the most recent {history_count} observations and the corresponding actions you took:
+{action_history}
+You are now at step {current_step} and your current observation is: {current_observation}
+Your admissible actions of the current situation are: [{admissible_actions}].
+
+Now it's your turn to take an action. Think briefly inside <think> </think>, then give exactly one admissible action inside <action> </action>, e.g. <action>search[red running shoes]</action> or <action>click[buy now]</action>."""
+SEARCH = "search[<query>]"  # the search page's one command: any non-empty query
+MAX_STEPS = 15  # WebShop's episode limit
+SCORE_PARTS = ("r_type", "r_att", "r_option", "r_price")
 
 COLORS = ["black", "white", "navy blue", "grey", "red", "beige", "green", "pink", "brown", "purple"]
 CATEGORIES: dict[str, dict[str, Any]] = {
@@ -248,7 +261,7 @@ class ShopEnv:
     """WebShop's page flow over a generated catalogue, with the `reset`/`step` API of `AlfworldEnv`."""
 
     def __init__(self, products: list[Product] | None = None, split: str = "train", n_goals: int = 500,
-                 max_steps: int = 15, seed: int = 0, expert: bool = False):
+                 max_steps: int = MAX_STEPS, seed: int = 0, expert: bool = False):
         self.products = products if products is not None else make_catalogue(seed=seed)
         self.by_asin = {p.asin.lower(): p for p in self.products}
         self.engine = SearchEngine(self.products)
@@ -294,7 +307,7 @@ class ShopEnv:
     def admissible(self) -> list[str]:
         p = self.page
         if p.kind == "search":
-            return ["search[<query>]"]
+            return [SEARCH]
         acts = ["click[back to search]"]
         if p.kind == "results":
             start = (p.page - 1) * RESULTS_PER_PAGE
@@ -410,17 +423,16 @@ def expert_action(env: ShopEnv) -> str:
 
 def run_expert(env: ShopEnv, game: int, seed: int = 0) -> dict[str, Any]:
     """Play goal `game` with the expert, searching as the scoring policy can (the instruction
-    verbatim, `llm_policy.as_candidate`; it still wins every train goal of the default catalogue);
-    the trajectory in the format of ALFWorld's `run_expert`, for behaviour cloning."""
-    from tetrad.agents.llm_policy import as_candidate
-
+    verbatim, `Shop.as_candidate`; it still wins every train goal of the default catalogue); the
+    trajectory in the format of ALFWorld's `run_expert`, for behaviour cloning."""
     if not env.expert:
         raise ValueError("run_expert needs a ShopEnv built with expert=True")
+    shop = Shop()
     obs, info = env.reset(game=game, seed=seed)
     first = {"game": game, "task_type": info["task_type"], "instruction": info["instruction"]}
     steps, done = [], False
     while not done:
-        action = as_candidate(info["expert_action"], info)
+        action = shop.as_candidate(info["expert_action"], info)
         steps.append({"observation": obs, "admissible_commands": info["admissible_commands"], "action": action})
         obs, _, done, info = env.step(action)
     return {**first, "won": info["won"], "score": info.get("score", 0.0), "n_steps": len(steps), "steps": steps,
@@ -438,14 +450,14 @@ class WebShopAdapter:
     "clickables"}` and `instruction_text`. Tested against a fake of that interface only.
     """
 
-    def __init__(self, webshop_env: Any, max_steps: int = 15):
+    def __init__(self, webshop_env: Any, max_steps: int = MAX_STEPS):
         self.env = webshop_env
         self.max_steps = max_steps
         self.steps = 0
 
     def _info(self, won: bool, score: float | None = None) -> dict[str, Any]:
         available = self.env.get_available_actions()
-        acts = (["search[<query>]"] if available.get("has_search_bar") else [])
+        acts = ([SEARCH] if available.get("has_search_bar") else [])
         acts += [f"click[{c.lower()}]" for c in available.get("clickables", [])]
         info = {"admissible_commands": acts, "won": won, "task_type": "webshop",
                 "instruction": self.env.instruction_text, "game": None, "steps": self.steps}
@@ -465,3 +477,50 @@ class WebShopAdapter:
         done = bool(done) or self.steps >= self.max_steps
         info = self._info(won=bool(done and reward == 1.0), score=float(reward) if done else None)
         return obs, float(reward), done, info
+
+
+def option_grounded(episodes: list) -> float | None:
+    """The shop's `take_grounded`: the share of option clicks (`click[<value>]` for a value of
+    the catalogue's option groups) whose value the instruction names. The goal names exactly one
+    value per option group, so an expert scores 1.0. None without option clicks."""
+    values = option_values()
+    clicks = [(m.group(1), e.instruction) for e in episodes for t in e.turns
+              if (m := re.fullmatch(r"click\[(.+)\]", t.action or "")) and m.group(1) in values]
+    return (sum(re.search(rf"(?<![\w.]){re.escape(v)}(?![\w.])", task) is not None for v, task in clicks) / len(clicks)
+            if clicks else None)
+
+
+class Shop(Environment):
+    """The generated shop (or WebShop through `WebShopAdapter`): reward the score, 15 steps."""
+
+    name, prompt, reward_scale, rewarded, headline = "shop", SHOP_PROMPT, 1.0, "score", "score"
+    step_cap, query_command, score_parts = MAX_STEPS, SEARCH, SCORE_PARTS
+
+    def task_types(self) -> list[str]:
+        return list(CATEGORIES)
+
+    def tasks(self, split: str, n: int, *, games: str = "", catalogue: str = "", n_products: int = 2000,
+              seed: int = 0, task_types: list[str] | None = None, expert: bool = False, max_steps: int = 50,
+              generate_into=None) -> TaskSet:
+        import functools
+
+        if games:
+            raise UserError("games= names ALFWorld game folders; the shop plays goals of its catalogue")
+        products = load_catalogue(catalogue) if catalogue else make_catalogue(n_products, seed)
+        # ALFWorld's split names, for commands that take either environment
+        split = {"valid_seen": "valid", "valid_unseen": "test"}.get(split, split)
+        goals = make_goals(products, split, n, seed)
+        return TaskSet(functools.partial(ShopEnv, products, split=split, n_goals=n,
+                                         max_steps=self.step_limit(max_steps), seed=seed, expert=expert),
+                       [g.category for g in goals])
+
+    def run_expert(self, env, game: int, seed: int = 0) -> dict[str, Any]:
+        return run_expert(env, game, seed)
+
+    def metrics(self, episodes: list) -> dict[str, Any]:
+        """`option_grounded`, the share of episodes that bought something and the mean reward
+        parts of what they bought (type, attributes, options, price)."""
+        bought = [e for e in episodes if e.score_parts]
+        return {"option_grounded": option_grounded(episodes), "bought": len(bought) / len(episodes),
+                "score_parts": {k: sum(e.score_parts.get(k, 0.0) for e in bought) / len(bought)
+                                for k in SCORE_PARTS} if bought else {}}

@@ -25,6 +25,7 @@ from typing import Literal
 import yaml
 from pydantic import Field, ValidationError
 
+from tetrad.agents.environments import EnvName
 from tetrad.core.config import Config, describe_validation_error
 from tetrad.core.errors import UserError
 
@@ -39,16 +40,15 @@ class Skill(Config):
 
 class SkillSet(Config):
     name: str = Field(min_length=1)
-    environment: Literal["alfworld", "shop", "any"]
+    environment: Literal[EnvName, "any"]
     task_type: str | None = None
     skills: list[Skill] = Field(min_length=1)
 
 
-def known_task_types(environment: str) -> set[str]:
-    from tetrad.agents.alfworld_games import TASK_TYPES
-    from tetrad.agents.shop import CATEGORIES
+def known_task_types(name: str) -> set[str]:
+    from tetrad.agents.environments import environment
 
-    return set(TASK_TYPES) if environment == "alfworld" else set(CATEGORIES) if environment == "shop" else set()
+    return set() if name == "any" else set(environment(name).task_types())
 
 
 def load_skill_file(path: Path) -> SkillSet:

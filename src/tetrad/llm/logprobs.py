@@ -75,8 +75,7 @@ def pad_sequences(sequences: list[list[int]], pad: int, left: bool = False) -> t
 
 
 def packed_continuation_logprobs(model, prompts: list[list[int]], continuations: list[list[list[int]]],
-                                 pad: int, with_prompt: bool = False,
-                                 features: list[list[list[int]]] | None = None):
+                                 pad: int, features: list[list[list[int]]] | None = None):
     """Per-token log-probs [C, W] (and mask) of every continuation of every prompt, continuation
     lists flattened prompt by prompt, from one forward pass per batch with no KV copies.
 
@@ -89,8 +88,7 @@ def packed_continuation_logprobs(model, prompts: list[list[int]], continuations:
     logits are `get_output_embeddings()` of the decoder's last hidden state (true of Llama-family
     models, the tiny policy and SmolLM2 included).
 
-    `with_prompt=True` also returns the prompts' own next-token log-probs [B, P - 1] and mask
-    (token t + 1 given tokens 0..t, prompts right-padded), from the same pass. `features`, shaped
+    `features`, shaped
     like `continuations`, are the continuation tokens' feature codes (`token_inputs`).
     """
     device = model.device
@@ -133,10 +131,4 @@ def packed_continuation_logprobs(model, prompts: list[list[int]], continuations:
     cont_mask = (torch.arange(cont_width)[None, :] < torch.tensor(lengths)[:, None]).to(device)
     logits = head(hidden.reshape(-1, hidden.shape[-1])[src]).float()
     logp = torch.log_softmax(logits, -1).gather(-1, tgt.unsqueeze(-1)).squeeze(-1) * cont_mask
-    if not with_prompt:
-        return logp, cont_mask.long()
-    p_width = max(map(len, prompts))
-    prompt_mask = ((block[:, 1:p_width] == 0) & (block[:, :p_width - 1] == 0))
-    prompt_logits = head(hidden[:, :p_width - 1]).float()
-    prompt_logp = torch.log_softmax(prompt_logits, -1).gather(-1, ids[:, 1:p_width].unsqueeze(-1)).squeeze(-1)
-    return logp, cont_mask.long(), prompt_logp * prompt_mask, prompt_mask.long()
+    return logp, cont_mask.long()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from scipy import stats as scipy_stats
 
+from tetrad.agents.environments import environment
 from tetrad.core.config import Config
 from tetrad.core.errors import UserError
 from tetrad.core.io import atomic_write_json, write_marked_block
@@ -98,7 +99,7 @@ def report(summaries: dict[str, dict[int, dict]], command: str, seconds: float) 
     seeds), the paired difference from SkillC with 95% CIs, skill-free success per task type, and
     the cost per update."""
     first = next(iter(next(iter(summaries.values())).values()))
-    key = "success" if first["env"] == "alfworld" else "score"
+    key = environment(first["env"]).headline
     runs = [r for by_seed in summaries.values() for r in by_seed.values()]
     total = sum((r["cost"]["step_seconds"] + r["cost"].get("validation_seconds_per_update", 0.0)) * r["steps"]
                 for r in runs)

@@ -46,12 +46,12 @@ from __future__ import annotations
 
 import random
 import time
-from pathlib import Path
 from typing import Annotated, Literal
 
 import torch
 from pydantic import Field, model_validator
 
+from tetrad.agents.environments import EnvName, TaskSet, environment
 from tetrad.core.config import Config, RunConfig
 from tetrad.core.errors import UserError
 from tetrad.core.rundir import RunDir
@@ -82,7 +82,7 @@ class CurriculumConfig(Config):
 class SkillCConfig(RunConfig):
     name: str = "skillc"
     method: Method = "skillc"
-    env: Literal["alfworld", "shop"] = "shop"
+    env: EnvName = "shop"
     base_policy: str = "runs/agents/bc-shop-match"  # a `tetrad agents bc` run, or a Hugging Face model folder
     decode: Literal["score", "generate"] = "score"
     skills_dir: str = ""  # empty: the library shipped with tetrad
@@ -137,51 +137,17 @@ class SkillCConfig(RunConfig):
 # environments
 
 
-class TaskSet:
-    """Games of one split: how to build an environment over them, and each game's task type."""
-
-    def __init__(self, make_env, types: list[str]):
-        self.make_env, self.types = make_env, types
-        self._envs = None
-
-    def __len__(self) -> int:
-        return len(self.types)
-
-    def envs(self, n: int):
-        """`n` environments side by side (at most one per game), built once and reused: a shop
-        environment indexes its catalogue when it is made."""
-        from tetrad.agents.rollout import LocalEnvs
-
-        if self._envs is None:
-            self._envs = LocalEnvs([self.make_env() for _ in range(max(1, min(n, len(self))))])
-        return self._envs
-
-
 def task_sets(cfg: SkillCConfig) -> tuple[TaskSet, TaskSet, dict[str, TaskSet]]:
-    """(train, validation, {test split: games})."""
-    if cfg.env == "shop":
-        from tetrad.agents.shop import ShopEnv, load_catalogue, make_catalogue, make_goals
+    """(train, validation, {test split: games}): ALFWorld's from the game folders, the shop's
+    goals drawn from `data_seed`."""
+    env = environment(cfg.env)
 
-        products = load_catalogue(cfg.catalogue) if cfg.catalogue else make_catalogue(cfg.n_products, cfg.data_seed)
+    def split(name: str, n: int, games: str) -> TaskSet:
+        return env.tasks(name, n, games=games, catalogue=cfg.catalogue, n_products=cfg.n_products,
+                         seed=cfg.data_seed, max_steps=cfg.max_steps)
 
-        def shop(split: str, n: int) -> TaskSet:
-            types = [g.category for g in make_goals(products, split, n, cfg.data_seed)]
-            return TaskSet(lambda: ShopEnv(products, split=split, n_goals=n, max_steps=min(cfg.max_steps, 15),
-                                           seed=cfg.data_seed), types)
-
-        return shop("train", cfg.n_train), shop("valid", cfg.n_val), {"test": shop("test", cfg.n_test)}
-    from tetrad.agents.alfworld_env import AlfworldEnv, find_games, read_traj
-
-    def alfworld(folder: str, what: str) -> TaskSet:
-        if not folder:
-            raise UserError(f"env=alfworld needs {what} (a game folder from `tetrad agents make-games`)")
-        games = find_games(folder)
-        return TaskSet(lambda: AlfworldEnv(games, max_steps=cfg.max_steps), [read_traj(g)["task_type"] for g in games])
-
-    if not cfg.test_games:
-        raise UserError("env=alfworld needs test_games (e.g. test_games.valid_seen=<folder>)")
-    return (alfworld(cfg.train_games, "train_games"), alfworld(cfg.val_games, "val_games"),
-            {name: alfworld(folder, f"test_games.{name}") for name, folder in cfg.test_games.items()})
+    return (split("train", cfg.n_train, cfg.train_games), split("valid", cfg.n_val, cfg.val_games),
+            {name: split(name, cfg.n_test, folder) for name, folder in (cfg.test_games or {"test": ""}).items()})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -234,7 +200,7 @@ def episode_advantages(cfg: SkillCConfig, episodes, task_ids: list[int], curricu
 
 
 def _load_learner(cfg: SkillCConfig, total_steps: int):
-    from tetrad.agents.bc import bc_model_dir, read_policy_file, resolve_device
+    from tetrad.agents.bc_model import bc_model_dir, read_policy_file, resolve_device
     from tetrad.llm.models import ModelSpec, load_policy
     from tetrad.llm.update import UpdateConfig
     from tetrad.skillc.learners import GeneratingLearner, ScoringLearner
@@ -313,7 +279,7 @@ def train(cfg: SkillCConfig) -> dict:
     start = restored["step"]
     if restored["state"]:
         curriculum.load_state_dict(restored["state"]["curriculum"])
-    val_key = "success" if cfg.env == "alfworld" else "score"
+    val_key = environment(cfg.env).headline
 
     def validate(step: int) -> dict:
         t = time.perf_counter()
