@@ -8,8 +8,8 @@ import torch
 from tetrad.llm.grpo import group_advantages
 from tetrad.ttrl.guard import (GuardConfig, PromptState, TTRLGuard, frs_weight, is_high_risk, mps_bonus,
                                mps_fr, observe)
-from tetrad.ttrl.tracking import (ProblemTracker, categorise, extinction_window, flip_rate, problems_table,
-                                  step_metrics)
+from tetrad.ttrl.tracking import (ProblemTracker, StopConfig, categorise, extinction_window, flip_rate,
+                                  problems_table, step_metrics, stop_report, stop_step)
 from tetrad.ttrl.voting import vote
 
 CFG = GuardConfig(frs=True, mps=True, rcsu=True)
@@ -222,3 +222,37 @@ def test_step_metrics_by_hand():
     assert m["true_share"] == pytest.approx((1 / 5 + 3 / 5) / 2) and m["flip_rate"] == 0.5  # "a" flipped 5 -> 6
     unlabeled = ProblemTracker(None)
     assert step_metrics([unlabeled.record(1, "a", vote(a), a)]).keys() == {"flip_rate", "majority_ratio"}
+
+
+def test_stopping_rule_on_a_constructed_series():
+    """Window 2, flip rate below 0.1 and majority ratio rising by less than 0.01. Step 6 is the first
+    with a low flip rate (mean of 0.05, 0.05) but the ratio still rises (0.8 vs 0.65 over steps 3-4);
+    step 7: 0.025, but 0.8 vs 0.75; step 8: 0.0 and 0.8 vs 0.8, no rise: the rule stops there."""
+    nan = float("nan")
+    steps = list(range(1, 9))
+    fr = [nan, nan, 0.5, 0.3, 0.05, 0.05, 0.0, 0.0]
+    mr = [0.5, 0.5, 0.6, 0.7, 0.8, 0.8, 0.8, 0.8]
+    cfg = StopConfig(flip_rate=0.1, mr_rise=0.01)
+    assert stop_step(steps, fr, mr, 2, cfg) == 8
+    assert stop_step(steps, fr, mr, 2, StopConfig(flip_rate=0.1, mr_rise=0.2)) == 6  # any rise below 0.2 counts
+    falling = [0.9, 0.9, 0.8, 0.7, 0.6, 0.5, 0.5, 0.5]
+    assert stop_step(steps, fr, falling, 2, cfg) == 6  # a falling ratio has stopped rising
+    assert stop_step(steps, [nan, nan] + [0.3] * 6, [0.5] * 8, 2, cfg) is None  # labels keep flipping
+    assert stop_step(steps, [nan] * 5 + [0.0] * 3, [0.5] * 8, 2, cfg) == 7  # needs a full window of flip rates
+    # the pick: the first evaluation at or after the stop step, against the best in hindsight
+    evals = [{"step": 0, "pass@1": 0.9}, {"step": 4, "pass@1": 0.5}, {"step": 8, "pass@1": 0.45},
+             {"step": 12, "pass@1": 0.4}]
+    assert stop_report(6, evals) == {"stop_eval_step": 8, "stop_pass@1": 0.45, "best_eval_step": 4,
+                                     "best_pass@1": 0.5}
+    assert stop_report(None, evals)["stop_eval_step"] == 12  # never held: the run's end
+    assert stop_report(4, evals)["stop_eval_step"] == 4
+
+
+@pytest.mark.parametrize("override", ["stop.flip_rate=0", "stop.mr_rise=-0.1", "stop.window=-1"])
+def test_bad_stopping_rule_settings_fail_at_load(override):
+    from tetrad.core.config import load_config
+    from tetrad.core.errors import UserError
+    from tetrad.ttrl.recipe import TTRLConfig
+
+    with pytest.raises(UserError, match=f"config key '{override.split('=')[0]}'"):
+        load_config(TTRLConfig, None, [override])

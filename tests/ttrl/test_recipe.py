@@ -73,6 +73,9 @@ def test_run_writes_tracking_outputs_and_summary(tmp_path):
     assert metrics[0]["step"] == 0 and "eval/pass@1" in metrics[0] and "eval/pass@1" in metrics[-1]
     assert metrics[0]["base_label_accuracy"] == summary["base_label_accuracy"]
     assert {"majority_ratio", "label_accuracy", "reward_accuracy", "flip_rate"} <= metrics[1].keys()
+    # the stopping rule (a pass is 2 steps: it can hold at step 4 at the earliest) and its pick
+    assert summary["stop_step"] in (None, 4, 5, 6) and summary["stop_eval_step"] == 6
+    assert summary["best_pass@1"] == summary["stop_pass@1"] == summary["pass@1"]  # one evaluation after training
     assert 0 <= summary["pass@1"] <= 1 and summary["steps"] == 6
     # per-problem accuracies line up with their problems (means agree, none lost in the join)
     assert problems["base_accuracy"].notna().all()
@@ -161,6 +164,9 @@ def test_compare_writes_the_table_between_markers_and_reuses_finished_runs(tmp_p
     assert "Made by `tetrad ttrl compare seeds=[0]`" in text
     assert "| ttrl |" in text and "| rcsu_only |" in text and "| base (step 0) |" in text
     assert "labels ≠ TTRL's" in text and "- rcsu_only vs TTRL, same seeds: pass@1" in text
+    assert "| stop rule's step | pass@1 at its pick | best pass@1 (hindsight) |" in text
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    assert len(table) == 5 and len({line.count("|") for line in table}) == 1  # every row has every column
     assert "(ttrl_compare_flip_rate.png)" in text and (tmp_path / "ttrl_compare_flip_rate.png").is_file()
     ttrl_row = next(line for line in text.splitlines() if line.startswith("| ttrl |")).split("|")
     assert ttrl_row[-3].strip() == "0.000"  # plain TTRL's labels equal its own

@@ -4,7 +4,9 @@ a Markdown table (docs/results/ttrl.md by default) that names the command that m
 Every variant shares the run config and differs only in `guard`; runs land in
 `runs/ttrl/<prefix>-<variant>-s<seed>` and a finished one (summary.json present) is reused. Writes
 the table and findings into the `block` of `output`, and the flip rate per pass of every variant to
-`<block>_flip_rate.png` beside it.
+`<block>_flip_rate.png` beside it. The table also gives the step the unsupervised stopping rule
+picks (`tracking.stop_step`), the pass@1 of the evaluation it picks and the best evaluation's in
+hindsight (set `run.eval_every` for evaluations to pick from).
 Variants are compared with plain TTRL seed by seed: runs of one seed draw every step's samples from
 the same seeded generators, so their differences come from the rule, not from sampling noise.
 """
@@ -124,21 +126,24 @@ def _stat(rows: list[dict], key: str, fmt: str = "{:.3f}") -> str:
 
 def render(cfg: CompareConfig, results: dict[str, list[dict]], command: str) -> str:
     k = cfg.run.eval_samples
-    first = next(iter(results.values()))
-    lines = [
-        "| variant | pass@1 (mean@%d) | maj@%d | label acc. (last epoch) | learned | degraded | stable right | always wrong | flip-rate peak | flip rate at end | MPS firings | RCSU skips | mean FRS weight | labels ≠ TTRL's | seconds/run |" % (k, k),
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-        f"| base (step 0) | {_stat(first, 'base_pass@1')} | {_stat(first, f'base_maj@{k}')} | – | – | – | – | – | – | – | – | – | – | – | – |",
+    columns = [  # (header, summary key, format)
+        (f"pass@1 (mean@{k})", "pass@1", "{:.3f}"), (f"maj@{k}", f"maj@{k}", "{:.3f}"),
+        ("label acc. (last epoch)", "label_accuracy_last_epoch", "{:.3f}"), ("learned", "n_learned", "{:.1f}"),
+        ("degraded", "n_degraded", "{:.1f}"), ("stable right", "n_stable_right", "{:.1f}"),
+        ("always wrong", "n_always_wrong", "{:.1f}"), ("flip-rate peak", "flip_rate_peak", "{:.3f}"),
+        ("flip rate at end", "flip_rate_last", "{:.3f}"),
+        ("stop rule's step", "stop_step", "{:.0f}"), ("pass@1 at its pick", "stop_pass@1", "{:.3f}"),
+        ("best pass@1 (hindsight)", "best_pass@1", "{:.3f}"),
+        ("MPS firings", "mps_fired", "{:.1f}"), ("RCSU skips", "rcsu_skipped", "{:.1f}"),
+        ("mean FRS weight", "frs_weight_mean", "{:.3f}"), ("labels ≠ TTRL's", "labels_changed", "{:.3f}"),
+        ("seconds/run", "seconds", "{:.0f}"),
     ]
+    first = next(iter(results.values()))
+    base = {"pass@1": _stat(first, "base_pass@1"), f"maj@{k}": _stat(first, f"base_maj@{k}")}
+    lines = ["| variant | " + " | ".join(h for h, _, _ in columns) + " |", "| --- " * (len(columns) + 1) + "|",
+             "| base (step 0) | " + " | ".join(base.get(key, "–") for _, key, _ in columns) + " |"]
     for v, rows in results.items():
-        lines.append(f"| {v} | {_stat(rows, 'pass@1')} | {_stat(rows, f'maj@{k}')} | "
-                     f"{_stat(rows, 'label_accuracy_last_epoch')} | {_stat(rows, 'n_learned', '{:.1f}')} | "
-                     f"{_stat(rows, 'n_degraded', '{:.1f}')} | {_stat(rows, 'n_stable_right', '{:.1f}')} | "
-                     f"{_stat(rows, 'n_always_wrong', '{:.1f}')} | "
-                     f"{_stat(rows, 'flip_rate_peak')} | {_stat(rows, 'flip_rate_last')} | "
-                     f"{_stat(rows, 'mps_fired', '{:.1f}')} | {_stat(rows, 'rcsu_skipped', '{:.1f}')} | "
-                     f"{_stat(rows, 'frs_weight_mean')} | {_stat(rows, 'labels_changed')} | "
-                     f"{_stat(rows, 'seconds', '{:.0f}')} |")
+        lines.append(f"| {v} | " + " | ".join(_stat(rows, key, fmt) for _, key, fmt in columns) + " |")
     return "\n".join([f"Made by `{command}` ({len(cfg.seeds)} seeds: {cfg.seeds}; mean ± standard deviation over seeds).",
                       "", *lines, "", *findings(results), ""])
 

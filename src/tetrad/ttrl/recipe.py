@@ -40,7 +40,8 @@ from tetrad.ttrl.evaluation import evaluate, spread
 from tetrad.ttrl.guard import GuardConfig, TTRLGuard
 from tetrad.ttrl.pretrain import PretrainConfig, model_dir, pretrain
 from tetrad.ttrl.tasks import TaskConfig, TaskSet, load_tasks
-from tetrad.ttrl.tracking import ProblemTracker, category_counts, plot_tracking, problems_table, step_metrics
+from tetrad.ttrl.tracking import (ProblemTracker, StopConfig, category_counts, plot_tracking, problems_table,
+                                  step_metrics, stop_report, stop_step)
 from tetrad.ttrl.voting import Vote, rewards, vote
 
 
@@ -62,6 +63,7 @@ class TTRLConfig(RunConfig):
     update: UpdateConfig = UpdateConfig(lr=1e-4, warmup_ratio=0.03, kl_coef=0.0, micro_batch=64)
     guard: GuardConfig = GuardConfig()
     checkpoint_every: int = 10
+    stop: StopConfig = StopConfig()  # the unsupervised stopping rule whose step summary.json records
     evaluate: bool = True  # False: no ground truth is read at all (what a real test-time user has)
 
 
@@ -236,11 +238,16 @@ def _finish(run: RunDir, cfg: TTRLConfig, tracker: ProblemTracker, evals: list[d
     if len(fr):
         summary.update(flip_rate_peak=float(fr.max()), flip_rate_peak_step=int(fr.idxmax()),
                        flip_rate_last=float(fr.iloc[-1]))
+    mr = visits.groupby("step")["majority_ratio"].mean()
+    stop = stop_step(mr.index.tolist(), fr.reindex(mr.index).tolist(), mr.tolist(),
+                     cfg.stop.window or math.ceil(len(problems) / cfg.batch_prompts), cfg.stop)
+    summary["stop_step"] = stop
     if evals:
         base, final = evals[0], evals[-1]
         k = cfg.eval_samples
         summary.update({"base_pass@1": base["pass@1"], f"base_maj@{k}": base[f"maj@{k}"],
                         "pass@1": final["pass@1"], f"maj@{k}": final[f"maj@{k}"], **spread(np.array(base["per_problem"]))})
+        summary.update(stop_report(stop, evals))
         problems["base_accuracy"] = problems["problem_id"].map(dict(zip(ids, base["per_problem"])))
         problems["final_accuracy"] = problems["problem_id"].map(dict(zip(ids, final["per_problem"])))
     if "label_correct" in visits:

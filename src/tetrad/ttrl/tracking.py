@@ -12,11 +12,13 @@ correct-answer extinction window.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
+from tetrad.core.config import Config
 from tetrad.ttrl.answers import answers_equal, same_answer
 from tetrad.ttrl.voting import Vote
 
@@ -134,6 +136,45 @@ def problems_table(visits: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
         problems["category"] = [None if np.isnan(i) else categorise(i == 1, f == 1)
                                 for i, f in zip(problems["initial_label_acc"], problems["final_label_acc"])]
     return problems
+
+
+class StopConfig(Config):
+    """The unsupervised stopping rule's settings (`stop_step`)."""
+
+    window: Annotated[int, Field(ge=0)] = 0  # steps per moving average (0: one pass over the test set)
+    flip_rate: Annotated[float, Field(gt=0, le=1)] = 0.1  # the flip rate's average must fall below this
+    mr_rise: Annotated[float, Field(ge=0)] = 0.01  # ... while the majority ratio's rises by less than this
+
+
+def stop_step(steps: list[int], flip_rates: list[float], majority_ratios: list[float], window: int,
+              cfg: StopConfig) -> int | None:
+    """An unsupervised stopping rule (no labels): the first step at which the labels have stopped
+    changing and the votes have stopped concentrating, i.e. the mean flip rate over the last
+    `window` steps is below `cfg.flip_rate` and the mean majority ratio over those steps exceeds its
+    mean over the `window` steps before by less than `cfg.mr_rise`. Past that point TTRL only
+    sharpens the consensus it has (the paper: the flip rate collapses once a consensus, right or
+    false, has set), so more steps can degrade but hardly learn. A window of one pass over the test
+    set averages every problem once. The first pass has no flip rate (nothing to flip from): the
+    rule needs `window` steps with one and `2 * window` steps in all. None if it never holds. It
+    reads only the past, so a run could stop there."""
+    fr, mr = np.asarray(flip_rates, dtype=float), np.asarray(majority_ratios, dtype=float)
+    for i in range(2 * window - 1, len(steps)):
+        recent = fr[i - window + 1:i + 1]
+        if np.isnan(recent).any() or recent.mean() >= cfg.flip_rate:
+            continue
+        if mr[i - window + 1:i + 1].mean() - mr[i - 2 * window + 1:i - window + 1].mean() < cfg.mr_rise:
+            return int(steps[i])
+    return None
+
+
+def stop_report(stop: int | None, evals: list[dict[str, Any]]) -> dict[str, float]:
+    """The stopping rule's pick among the evaluations after training steps (the first at or after
+    its step; the last if it never held: training ran to the end) against the best in hindsight."""
+    trained = [e for e in evals if e["step"] > 0]
+    pick = next((e for e in trained if stop is not None and e["step"] >= stop), trained[-1])
+    best = max(trained, key=lambda e: e["pass@1"])
+    return {"stop_eval_step": pick["step"], "stop_pass@1": pick["pass@1"], "best_eval_step": best["step"],
+            "best_pass@1": best["pass@1"]}
 
 
 def category_counts(problems: pd.DataFrame) -> dict[str, int]:
