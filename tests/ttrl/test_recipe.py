@@ -231,3 +231,32 @@ def test_mini_batches_set_the_schedule_length_and_bad_values_are_one_error(tmp_p
     assert torch.load(ck, weights_only=True)["scheduler"]["last_epoch"] == 2 * 2  # 2 steps x 2 mini-batches
     with pytest.raises(UserError, match="must not exceed batch_prompts"):
         run_ttrl(config(tmp_path, "too_many", update={"mini_batches": 5}))
+
+
+def test_truncated_responses_do_not_vote_in_training_or_evaluation(monkeypatch):
+    """Two responses with an unclosed box, one ended by EOS and one cut at max_new_tokens: only the
+    ended one answers (the last-number fallback reads "2"), in the training vote and the evaluation."""
+    import string
+
+    from tetrad.llm.models import load_policy
+    from tetrad.llm.sampling import Rollouts, SamplingParams
+    from tetrad.ttrl import evaluation, recipe
+
+    _, tok = load_policy(ModelSpec(kind="tiny", chars=string.printable, hidden=16, layers=1, heads=2))
+    ids = tok("\\boxed{\\frac{1}{2", add_special_tokens=False)["input_ids"]
+    width = len(ids) + 1
+    ended, cut = ids + [tok.eos_token_id], ids + tok("x", add_special_tokens=False)["input_ids"]
+
+    def fake_sample(model, tokenizer, prompts, n, params, **kw):
+        assert n == 2 and params.max_new_tokens == width and len(prompts) == 1
+        return Rollouts(torch.zeros(2, 1, dtype=torch.long), torch.ones(2, 1, dtype=torch.long),
+                        torch.tensor([ended, cut]), torch.ones(2, width, dtype=torch.long),
+                        ["\\boxed{\\frac{1}{2", "\\boxed{\\frac{1}{2x"], group_size=2)
+
+    monkeypatch.setattr(recipe, "sample", fake_sample)
+    monkeypatch.setattr(evaluation, "sample", fake_sample)
+    params = SamplingParams(max_new_tokens=width)
+    cfg = TTRLConfig(n_samples=2, n_train=1, train_sampling=params)
+    _, groups, votes = recipe.sample_and_score(None, tok, ["q"], cfg, [0, 1], "cpu", train=False)
+    assert groups == [["2", None]] and votes[0].label == "2" and votes[0].ratio == 0.5
+    assert evaluation.sample_answers(None, tok, ["q"], 2, params, chat=False) == [["2", None]]
