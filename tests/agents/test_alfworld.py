@@ -3,7 +3,8 @@ import random
 
 import pytest
 
-from tetrad.agents.alfworld_env import AlfworldEnv, export_expert_trajectories, find_games, run_expert
+from tetrad.agents.alfworld_env import (AlfworldEnv, export_expert_trajectories, find_games,
+                                        memoize_textworld_parsing, run_expert)
 from tetrad.agents.alfworld_games import (SPLITS, TASK_TYPES, game_files, is_unseen_combination, make_games,
                                           sample_game, split_seed)
 from tetrad.core.errors import UserError
@@ -92,6 +93,28 @@ def test_episodes_keep_their_own_expert_randomness(alfworld_games):
     random.random()  # and the caller's draws do not change a replay
     b = run_expert(env, 5, seed=7)
     assert [s["action"] for s in a["steps"]] == [s["action"] for s in b["steps"]]
+
+
+def test_memoized_textworld_parsing_plays_exactly_as_the_parser_does(alfworld_games, monkeypatch):
+    import textworld.envs.pddl.textgen as textgen
+    import textworld.logic as logic
+
+    import tetrad.agents.alfworld_env as alfworld_env
+
+    _, folders, _ = alfworld_games
+    memoize_textworld_parsing()
+    memoize_textworld_parsing()  # idempotent: one cache layer
+    cached = {m: m._parse_and_convert for m in (textgen, logic)}
+    assert all(f.memoized and not getattr(f.original, "memoized", False) for f in cached.values())
+    first = textgen._parse_and_convert("#look.feedback#", rule_name="symbols")
+    assert first is not textgen._parse_and_convert("#look.feedback#", rule_name="symbols")  # each call its copy
+    fast = run_expert(AlfworldEnv(folders[:1], max_steps=30, expert=True), 0, seed=3)
+    monkeypatch.setattr(alfworld_env, "memoize_textworld_parsing", lambda: None)  # stay unpatched
+    for m, f in cached.items():
+        monkeypatch.setattr(m, "_parse_and_convert", f.original)
+    slow = run_expert(AlfworldEnv(folders[:1], max_steps=30, expert=True), 0, seed=3)
+    assert textgen._parse_and_convert is cached[textgen].original
+    assert fast == slow and len(fast["steps"]) > 3
 
 
 def test_export_expert_trajectories(alfworld_games, tmp_path):

@@ -113,6 +113,32 @@ def instruction_of(observation: str) -> str:
     return task.strip().rstrip(".")
 
 
+def memoize_textworld_parsing() -> None:
+    """Cache textworld's grammar parses. To write each observation, textworld re-parses the same
+    few hundred template strings with tatsu on every step (about 0.5 s a step on this machine,
+    90% of an ALFWorld step and of game generation's expert check). A parse is a pure function of
+    its text, so each is done once; every call gets a deep copy, because callers set fields on
+    the symbols they receive. Idempotent."""
+    import copy
+
+    import textworld.envs.pddl.textgen as textgen
+    import textworld.logic as logic
+
+    for module in (textgen, logic):
+        parse = module._parse_and_convert
+        if getattr(parse, "memoized", False):
+            continue
+
+        def cached(*args, _parse=parse, _cache={}, **kwargs):
+            key = (args, tuple(sorted(kwargs.items())))
+            if key not in _cache:
+                _cache[key] = _parse(*args, **kwargs)
+            return copy.deepcopy(_cache[key])
+
+        cached.memoized, cached.original = True, parse
+        module._parse_and_convert = cached
+
+
 class AlfworldEnv:
     """One ALFWorld episode at a time over a list of game folders."""
 
@@ -136,6 +162,7 @@ class AlfworldEnv:
         from alfworld.agents.environment.alfred_tw_env import (AlfredDemangler, AlfredExpert,
                                                                AlfredExpertType, AlfredInfos)
 
+        memoize_textworld_parsing()
         infos = textworld.EnvInfos(won=True, admissible_commands=True, facts=self.expert,
                                    extras=["gamefile"] + (["expert_plan"] if self.expert else []))
         wrappers = [AlfredDemangler(), AlfredInfos()]
