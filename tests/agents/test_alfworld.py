@@ -95,7 +95,8 @@ def test_episodes_keep_their_own_expert_randomness(alfworld_games):
     assert [s["action"] for s in a["steps"]] == [s["action"] for s in b["steps"]]
 
 
-def test_memoized_textworld_parsing_plays_exactly_as_the_parser_does(alfworld_games, monkeypatch):
+def test_memoized_textworld_plays_exactly_as_textworld_does(alfworld_games, monkeypatch):
+    import fast_downward
     import textworld.envs.pddl.textgen as textgen
     import textworld.logic as logic
 
@@ -104,16 +105,17 @@ def test_memoized_textworld_parsing_plays_exactly_as_the_parser_does(alfworld_ga
     _, folders, _ = alfworld_games
     memoize_textworld_parsing()
     memoize_textworld_parsing()  # idempotent: one cache layer
-    cached = {m: m._parse_and_convert for m in (textgen, logic)}
+    patched = {(textgen, "_parse_and_convert"), (logic, "_parse_and_convert"), (fast_downward, "pddl2sas")}
+    cached = {(m, n): getattr(m, n) for m, n in patched}
     assert all(f.memoized and not getattr(f.original, "memoized", False) for f in cached.values())
     first = textgen._parse_and_convert("#look.feedback#", rule_name="symbols")
     assert first is not textgen._parse_and_convert("#look.feedback#", rule_name="symbols")  # each call its copy
     fast = run_expert(AlfworldEnv(folders[:1], max_steps=30, expert=True), 0, seed=3)
-    monkeypatch.setattr(alfworld_env, "memoize_textworld_parsing", lambda: None)  # stay unpatched
-    for m, f in cached.items():
-        monkeypatch.setattr(m, "_parse_and_convert", f.original)
+    monkeypatch.setattr(alfworld_env, "memoize_textworld_parsing", lambda: None)  # stay as installed
+    for (m, n), f in cached.items():
+        monkeypatch.setattr(m, n, f.original)
     slow = run_expert(AlfworldEnv(folders[:1], max_steps=30, expert=True), 0, seed=3)
-    assert textgen._parse_and_convert is cached[textgen].original
+    assert textgen._parse_and_convert is cached[(textgen, "_parse_and_convert")].original
     assert fast == slow and len(fast["steps"]) > 3
 
 

@@ -114,29 +114,34 @@ def instruction_of(observation: str) -> str:
 
 
 def memoize_textworld_parsing() -> None:
-    """Cache textworld's grammar parses. To write each observation, textworld re-parses the same
-    few hundred template strings with tatsu on every step (about 0.5 s a step on this machine,
-    90% of an ALFWorld step and of game generation's expert check). A parse is a pure function of
-    its text, so each is done once; every call gets a deep copy, because callers set fields on
-    the symbols they receive. Idempotent."""
-    import copy
-
+    """Cache what textworld recomputes from the same text. To write each observation it re-parses
+    the same few hundred grammar templates with tatsu on every step (about half of an ALFWorld
+    step), and every `reset` translates the game's PDDL with Fast Downward again, as loading did
+    (twice each). Both are pure functions of their text, so each is done once; every call gets a
+    deep copy, because callers set fields on what they receive. Idempotent."""
+    import fast_downward
     import textworld.envs.pddl.textgen as textgen
     import textworld.logic as logic
 
-    for module in (textgen, logic):
-        parse = module._parse_and_convert
-        if getattr(parse, "memoized", False):
-            continue
+    for module, name in ((textgen, "_parse_and_convert"), (logic, "_parse_and_convert"), (fast_downward, "pddl2sas")):
+        function = getattr(module, name)
+        if not getattr(function, "memoized", False):
+            setattr(module, name, _memoized(function))
 
-        def cached(*args, _parse=parse, _cache={}, **kwargs):
-            key = (args, tuple(sorted(kwargs.items())))
-            if key not in _cache:
-                _cache[key] = _parse(*args, **kwargs)
-            return copy.deepcopy(_cache[key])
 
-        cached.memoized, cached.original = True, parse
-        module._parse_and_convert = cached
+def _memoized(function):
+    import copy
+
+    cache = {}
+
+    def cached(*args, **kwargs):
+        key = (args, tuple(sorted(kwargs.items())))
+        if key not in cache:
+            cache[key] = function(*args, **kwargs)
+        return copy.deepcopy(cache[key])
+
+    cached.memoized, cached.original = True, function
+    return cached
 
 
 class AlfworldEnv:

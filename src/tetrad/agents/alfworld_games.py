@@ -197,6 +197,11 @@ def sample_game(rng: random.Random, task_type: str, split: str) -> GameSpec:
         spec.placements.append((_instance_id(rng, target, used), rng.choice(hosts)))
     else:
         sources = _sources(scene, obj, target, task_type)
+    if task_type == "pick_two_obj_and_place":
+        # the handcoded expert closes what it opens and, for the second instance, returns to the
+        # receptacle where it saw it and looks without opening it again, until the step limit:
+        # pick-two targets start in open receptacles (where the scene has one that may hold them)
+        sources = [rid for rid in sources if scene.receptacles[rid][0] not in constants.OPENABLE_CLASS_SET] or sources
     n_targets = rng.randint(2, 3) if task_type == "pick_two_obj_and_place" else rng.randint(1, 2)
     for _ in range(n_targets):
         spec.placements.append((_instance_id(rng, obj, used), rng.choice(sources)))
@@ -295,8 +300,9 @@ def make_games(out: str | Path, n: int, split: str = "train", seed: int = 0,
 
     With `verify_steps > 0` (default 50, ALFWorld's episode limit) each game is played by
     ALFWorld's handcoded expert in the real engine and resampled until the expert wins within
-    that many steps, as ALFWorld keeps only games its solvability check passes (the expert
-    searches receptacle by receptacle, so large kitchens and pick-two tasks fail most often). `stats`, when given, receives the number of rejected samples per task type.
+    that many steps, as ALFWorld keeps only games its solvability check passes (the expert searches receptacle by receptacle, so large kitchens and
+    pick-two tasks fail most often). `stats`, when given, receives the number of rejected samples
+    per task type.
     """
     if split not in SPLITS:
         raise UserError(f"unknown split '{split}' (known: {', '.join(SPLITS)})")
