@@ -32,8 +32,8 @@ def test_prompt_sections_are_the_parts_build_prompt_wrote(setup):
     parts = prompt_sections(prompt)
     assert parts["task"] == TASK and parts["skills"].strip() == SKILLS.split("\n", 1)[1]
     assert "search[black shirt]" in parts["history"] and parts["observation"] == OBS
-    assert prompt_sections(environment("alfworld").build_prompt("put a mug in cabinet", "You see a mug 1.", [], ["look"]))[
-        "skills"] == ""
+    alfworld_prompt = environment("alfworld").build_prompt("put a mug in cabinet", "You see a mug 1.", [], ["look"])
+    assert prompt_sections(alfworld_prompt)["skills"] == ""
 
 
 def test_match_codes_mark_words_whatever_their_token_form(setup):

@@ -300,9 +300,9 @@ def make_games(out: str | Path, n: int, split: str = "train", seed: int = 0,
 
     With `verify_steps > 0` (default 50, ALFWorld's episode limit) each game is played by
     ALFWorld's handcoded expert in the real engine and resampled until the expert wins within
-    that many steps, as ALFWorld keeps only games its solvability check passes (the expert searches receptacle by receptacle, so large kitchens and
-    pick-two tasks fail most often). `stats`, when given, receives the number of rejected samples
-    per task type.
+    that many steps, as ALFWorld keeps only games its solvability check passes (the expert
+    searches receptacle by receptacle, so large kitchens and pick-two tasks fail most often).
+    `stats`, when given, receives the number of rejected samples per task type.
     """
     if split not in SPLITS:
         raise UserError(f"unknown split '{split}' (known: {', '.join(SPLITS)})")

@@ -59,7 +59,8 @@ from typing import Annotated, Literal
 import torch
 from pydantic import Field
 
-from tetrad.agents.bc_data import BCExample, bc_examples, encode_examples, expert_episodes, load_trajectories, split_episodes
+from tetrad.agents.bc_data import (BCExample, bc_examples, encode_examples, expert_episodes, load_trajectories,
+                                   split_episodes)
 from tetrad.agents.bc_model import (POLICY_FILE, action_accuracy, action_logprobs, bc_model_dir, read_policy_file,
                                     resolve_device)
 from tetrad.agents.dagger import dagger_games, dagger_round
@@ -255,7 +256,8 @@ def train_bc(cfg: BCConfig) -> dict:
         # the last step's evaluation, or a fresh one when a resumed run had no steps left
         "final_loss": loss_value, **(measured or evaluate(by_verb=True)), "episodes": len(episodes),
         "train_episodes": len(train_eps), "heldout_episodes": len(held_eps), "examples": len(examples),
-        "heldout_examples": len(held), "training_examples": len(encoded), "episodes_with_skills": sum(flags), "vocab_size": len(tok),
+        "heldout_examples": len(held), "training_examples": len(encoded), "episodes_with_skills": sum(flags),
+        "vocab_size": len(tok),
         "parameters": sum(p.numel() for p in model.parameters()), "longest_example_tokens": longest,
         "mean_prompt_tokens": sum(len(e.prompt) for e in encoded) / len(encoded),
         "mean_candidates": sum(len(e.candidates) for e in encoded) / len(encoded),

@@ -26,7 +26,8 @@ POLICY_FILE = "tetrad_policy.json"
 def action_logprobs(model, batch: list[EncodedExample], pad: int, temperature: float = 1.0):
     """log pi(target action | prompt) under the scoring policy (softmax over each example's
     candidates of their summed response log-probs, divided by `temperature`) [B], and whether its
-    greedy choice is the target [B]. The target is the expert's action in BC and the action taken in RL (`tetrad.agents.handoff`)."""
+    greedy choice is the target [B]. The target is the expert's action in BC and the action taken
+    in RL (`tetrad.agents.handoff`)."""
     device = model.device
     features = [e.features for e in batch] if all(e.features is not None for e in batch) else None
     logp, _ = packed_continuation_logprobs(model, [e.prompt for e in batch], [e.candidates for e in batch], pad,

@@ -17,11 +17,11 @@ the shortest command whatever the prompt says. A tiny model trained from scratch
 behaviour-cloned policy) or a small instruction model that never writes the `<action>` tag by
 itself (SmolLM2-135M) still acts validly this way. A model with token features (`bc
 match_features=true`) gets each candidate token's exact-match code (`tetrad.agents.match`).
-It ranks `info["candidates"]` (the rollout loop's completion of the admissible
-commands, `Environment.candidates`: the shop's free-text search box becomes one candidate,
-`search[<the instruction>]`), or the admissible commands when an info has none. After each `act`, `last_token_logprobs[i]` holds the per-token
-log-probs (temperature 1) of the chosen response of prompt `i`; the rollout loop stores them in
-the turn. For the RL update what matters is the probability of the *action*:
+It ranks `info["candidates"]` (the rollout loop's completion of the admissible commands,
+`Environment.candidates`: the shop's free-text search box becomes one candidate,
+`search[<the instruction>]`), or the admissible commands when an info has none. After each
+`act`, `last_token_logprobs[i]` holds the per-token log-probs (temperature 1) of the chosen
+response of prompt `i`; the rollout loop stores them in the turn. For the RL update what matters is the probability of the *action*:
 `last_action_logprobs[i]` is log softmax(scores / temperature) at the chosen action (temperature 1
 when decoding greedily), `last_candidates[i]` the actions it chose among; the rollout loop stores
 both in the turn and `tetrad.agents.handoff` hands them on as the update's old log-probs.

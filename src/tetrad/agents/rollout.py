@@ -18,8 +18,8 @@ continues: the text still goes to the environment, which answers "Nothing happen
 or leaves the page as it was (shop).
 
 Episode reward (`Environment.episode_reward`): ALFWorld 10 x won, shop the task score (WebShop's
-reward in [0, 1]); minus the invalid-action penalties. `tetrad.agents.handoff` turns episodes into what a policy-gradient
-update needs.
+reward in [0, 1]); minus the invalid-action penalties. `tetrad.agents.handoff` turns episodes into
+what a policy-gradient update needs.
 """
 
 from __future__ import annotations
