@@ -370,3 +370,12 @@ def test_shop_bc_policy_beats_random_on_valid_goals(tmp_path):
     bc = evaluate(EvalConfig(name="bc-eval", policy="bc", bc_run=str(tmp_path / "agents/bc"), **common))
     random_policy = evaluate(EvalConfig(name="random-eval", policy="random", **common))
     assert bc["skills_on"]["score"] > random_policy["skills_on"]["score"] + 0.2
+
+
+def test_bc_clones_only_the_chosen_task_types(tmp_path):
+    common = dict(root=str(tmp_path), env="shop", n_products=300, n_games=24, hidden=16, layers=1, heads=2,
+                  batch_size=2, eval_examples=2, holdout=0.0, steps=1)
+    summary = train_bc(BCConfig(name="two-types", task_types=["grocery", "home"], **common))
+    assert set(summary["episodes_per_type"]) == {"grocery", "home"}
+    with pytest.raises(UserError, match="unknown task type 'pick_and_place_simple' for env=shop"):
+        train_bc(BCConfig(name="bad-type", task_types=["pick_and_place_simple"], **common))

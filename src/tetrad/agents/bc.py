@@ -19,7 +19,9 @@ task's words into its action.
 
 `skills` chooses the prompts' skill slot: `always` (the default: the policy learns with the
 skills in context, the setting SkillC then withdraws them from), `never`, or `mixed` (each
-episode's prompts carry the skills with probability `skill_share`).
+episode's prompts carry the skills with probability `skill_share`). `task_types` clones only
+those task types; the procedure of the others is then only in their skill text, which is how a
+policy comes to depend on skills for knowledge rather than for the shape of its prompt.
 
 `holdout` of the expert episodes (whole episodes, seeded) are kept out of training; every
 `eval_every` steps the recipe logs the action accuracy (the policy's greedy choice equals the
@@ -89,6 +91,9 @@ class BCConfig(RunConfig):
     trajectories: str = ""  # expert JSONL (`tetrad agents expert-trajectories`); empty: play the expert
     max_expert_steps: PositiveInt = 50  # an environment with its own step cap (the shop's 15) keeps the lower
     skills: Literal["always", "never", "mixed"] = "always"
+    # clone only these task types (ALFWorld task types, shop categories); empty: all. The others
+    # are then left to the skills: their procedure is only in the skill text
+    task_types: list[str] = []
     skill_share: Share = 0.5  # skills=mixed: share of episodes whose prompts carry the skills
     skills_dir: str = ""  # empty: the library shipped with tetrad
     history_length: Annotated[int, Field(ge=0)] = 2  # must match the evaluation's (the rollout loop's default is 2)
@@ -141,14 +146,17 @@ def train_bc(cfg: BCConfig) -> dict:
         if trained_with != cfg.history_length:
             raise UserError(f"init={cfg.init} was trained with history_length={trained_with}, "
                             f"not {cfg.history_length}: set history_length={trained_with}")
+    unknown = sorted(set(cfg.task_types) - set(environment(cfg.env).task_types()))
+    if unknown:
+        raise UserError(f"unknown task type '{unknown[0]}' for env={cfg.env}")
     seed_everything(cfg.seed)
     run = RunDir("agents", cfg)
     env = environment(cfg.env)
 
     def train_tasks() -> TaskSet:  # the expert's games; with trajectories= only a given game folder
         return env.tasks("train", cfg.n_games, games=cfg.games, catalogue=cfg.catalogue, n_products=cfg.n_products,
-                         seed=cfg.seed, expert=True, max_steps=cfg.max_expert_steps,
-                         generate_into=None if cfg.trajectories else run.path / "games")
+                         seed=cfg.seed, task_types=cfg.task_types or None, expert=True,
+                         max_steps=cfg.max_expert_steps, generate_into=None if cfg.trajectories else run.path / "games")
 
     tasks: TaskSet | None = None
     if cfg.trajectories:
@@ -156,6 +164,10 @@ def train_bc(cfg: BCConfig) -> dict:
     else:
         tasks = train_tasks()
         episodes = expert_episodes(env, tasks, run.path / "expert.jsonl", cfg.seed)
+    if cfg.task_types:  # the shop's goals (and given trajectories) come in every type
+        episodes = [e for e in episodes if e["task_type"] in cfg.task_types]
+        if not episodes:
+            raise UserError(f"no expert episode of task_types {', '.join(cfg.task_types)}")
     library = SkillLibrary.load(cfg.skills_dir or None)
     flag_rng = random.Random(cfg.seed)
     flags = [cfg.skills == "always" or (cfg.skills == "mixed" and flag_rng.random() < cfg.skill_share)
