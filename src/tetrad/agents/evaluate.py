@@ -16,7 +16,8 @@ from typing import Literal
 from pydantic import field_validator
 
 from tetrad.agents.environments import EnvName, environment
-from tetrad.core.config import RunConfig
+from tetrad.core.config import (NonNegativeFloat, NonNegativeInt, Parallel, ParallelOrZero, PositiveInt, RunConfig,
+                                validate_section)
 from tetrad.core.errors import UserError
 from tetrad.core.io import atomic_write_text
 from tetrad.core.rundir import RunDir
@@ -32,16 +33,16 @@ class EvalConfig(RunConfig):
     skills_dir: str = ""  # empty: the library shipped with tetrad
     games: str = ""  # ALFWorld game folder; empty: generate `n_games` of `split` into the run directory
     split: str = "valid_seen"
-    n_games: int = 12  # games generated, or goals drawn from the shop
-    episodes: int = 0  # 0: one per game
+    n_games: PositiveInt = 12  # games generated, or goals drawn from the shop
+    episodes: NonNegativeInt = 0  # 0: one per game
     task_types: list[str] = []  # empty: all six
-    max_steps: int = 50  # the step limit; an environment with its own (the shop's 15) keeps the lower
+    max_steps: PositiveInt = 50  # the step limit; an environment with its own (the shop's 15) keeps the lower
     # the prompt's (observation, action) window; policy=bc: unless set, the one the policy trained with
-    history_length: int = 2
-    invalid_penalty: float = 0.1
-    n_envs: int = 4
-    workers: int = 2  # 0: environments in this process
-    n_products: int = 2000
+    history_length: NonNegativeInt = 2
+    invalid_penalty: NonNegativeFloat = 0.1
+    n_envs: Parallel = 4
+    workers: ParallelOrZero = 2  # 0: environments in this process
+    n_products: PositiveInt = 2000
     catalogue: str = ""  # a catalogue JSON from `tetrad agents make-catalogue`; empty: generate
     # policy=llm: the model to load (tetrad.llm.models.ModelSpec fields); policy=smollm is kind=smollm2
     model: dict = {"kind": "smollm2"}
@@ -49,11 +50,11 @@ class EvalConfig(RunConfig):
     # bc, llm, smollm: `score` ranks the admissible actions by the model's log-likelihood
     # (ActionScoringPolicy), `generate` samples free text and parses its <action> tag (LLMPolicy)
     decode: Literal["score", "generate"] = "score"
-    temperature: float = 0.0  # 0: greedy (the best-scoring action, or greedy generation)
+    temperature: NonNegativeFloat = 0.0  # 0: greedy (the best-scoring action, or greedy generation)
     # decode=score: an action's score is the `sum` of its response tokens' log-probs (what BC
     # trains) or their `mean` (length-normalised: an untrained model's sum favours short commands)
     action_score: Literal["sum", "mean"] = "sum"
-    max_new_tokens: int = 48
+    max_new_tokens: PositiveInt = 48
 
     @field_validator("skills", mode="before")
     @classmethod
@@ -69,21 +70,15 @@ def make_policy(cfg: EvalConfig):
     if cfg.policy == "random":
         return RandomPolicy(cfg.env, cfg.seed)
     if cfg.policy in ("bc", "llm", "smollm"):
-        from pydantic import ValidationError
-
         from tetrad.agents.bc_model import bc_model_dir
         from tetrad.agents.llm_policy import ActionScoringPolicy, LLMPolicy
-        from tetrad.core.config import describe_validation_error
         from tetrad.llm.models import ModelSpec
         from tetrad.llm.sampling import SamplingParams
 
-        try:
-            if cfg.policy == "bc":
-                spec = ModelSpec(kind="hf", path=str(bc_model_dir(cfg.bc_run)))
-            else:
-                spec = ModelSpec(kind="smollm2") if cfg.policy == "smollm" else ModelSpec.model_validate(cfg.model)
-        except ValidationError as e:
-            raise UserError(describe_validation_error(e).replace("config key '", "config key 'model.")) from None
+        if cfg.policy == "bc":
+            spec = ModelSpec(kind="hf", path=str(bc_model_dir(cfg.bc_run)))
+        else:
+            spec = ModelSpec(kind="smollm2") if cfg.policy == "smollm" else validate_section(ModelSpec, cfg.model, "model")
         if cfg.decode == "score":
             return ActionScoringPolicy.load(spec, temperature=cfg.temperature, chat=True, seed=cfg.seed,
                                             action_score=cfg.action_score)
@@ -105,8 +100,6 @@ def evaluate(cfg: EvalConfig) -> dict:
     from tetrad.agents.rollout import LocalEnvs, rollout, summarize
     from tetrad.agents.skills import SkillLibrary
 
-    if cfg.n_games < 1 or cfg.n_envs < 1 or cfg.max_steps < 1:
-        raise UserError("n_games, n_envs and max_steps must be at least 1")
     seed_everything(cfg.seed)
     policy = make_policy(cfg)
     library = SkillLibrary.load(cfg.skills_dir or None)

@@ -4,32 +4,89 @@ Every recipe declares its config as a subclass of `Config` (a pydantic model tha
 forbids unknown keys) and loads it with `load_config`. Override values are parsed as
 YAML, so `lr=3e-4`, `resume=true` and `layers=[64,32]` arrive typed; nested keys use
 dots (`model.width=128`). Any mistake raises `UserError` with one line naming the key.
+
+Bounds live in the field types, from the aliases below, so every recipe refuses the same nonsense
+(a zero batch size, a NaN learning rate, a negative seed) at load time, in the same words, before
+it reaches `%`, `//` or torch. Every float must be finite, and numbers and booleans are not
+interchangeable: YAML reads `on`/`yes`/`true` as True, which pydantic alone would take as 1.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, TypeVar
+import types
+from typing import Annotated, Any, Iterable, TypeVar, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from tetrad.core.errors import UserError
 
 
-class Config(BaseModel):
-    """Base of every config: unknown keys are errors, assignments are validated."""
+# Processes, threads or environments side by side, or experts built side by side: far beyond any
+# machine this runs on, low enough that a typo fails at load instead of exhausting the machine.
+MAX_PARALLEL = 1024
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+PositiveInt = Annotated[int, Field(ge=1)]  # sizes, counts, intervals (`%` and `//` take them)
+NonNegativeInt = Annotated[int, Field(ge=0)]  # counts where 0 has a documented meaning ("none", "all")
+Parallel = Annotated[int, Field(ge=1, le=MAX_PARALLEL)]
+ParallelOrZero = Annotated[int, Field(ge=0, le=MAX_PARALLEL)]  # 0: in this process, or the library's default
+PositiveFloat = Annotated[float, Field(gt=0.0)]  # learning rates, clipping, scales
+NonNegativeFloat = Annotated[float, Field(ge=0.0)]  # temperatures (0: greedy), coefficients, penalties
+Share = Annotated[float, Field(ge=0.0, le=1.0)]  # probabilities, ratios, fractions
+Seed = Annotated[int, Field(ge=0, lt=2**32)]  # what NumPy's seeding takes
+
+
+def plain_name(name: str) -> str:
+    """A run's name is one folder below `<root>/<system>/`, so its files cannot land elsewhere."""
+    if name in ("", ".", "..") or any(c in name for c in "/\\\0"):
+        raise ValueError("a run name must be a plain folder name (no '/', not '..', not absolute)")
+    return name
+
+
+class Config(BaseModel):
+    """Base of every config: unknown keys are errors, assignments are validated, floats are finite,
+    and numbers and booleans are kept apart."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=(), allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_not_booleans(cls, value: Any, info: ValidationInfo) -> Any:
+        _check_scalar(cls.model_fields[info.field_name].annotation, value)
+        return value
+
+
+def _check_scalar(annotation: Any, value: Any) -> None:
+    """Refuse a boolean for an int or float (and in lists of them), and anything but a boolean for a bool."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        _check_scalar(args[0], value)
+    elif origin in (Union, types.UnionType):
+        others = [a for a in args if a is not type(None)]
+        if value is not None and len(others) == 1:
+            _check_scalar(others[0], value)
+    elif origin is list and isinstance(value, list):
+        for item in value:
+            _check_scalar(args[0], item)
+    elif annotation is bool and not isinstance(value, bool):
+        raise ValueError("expected true or false")
+    elif annotation in (int, float) and isinstance(value, bool):
+        raise ValueError("expected a number, not true/false")
 
 
 class RunConfig(Config):
     """Fields every recipe that writes a run directory shares."""
 
     name: str = "default"
-    seed: int = 0
+    seed: Seed = 0
     root: str = "runs"
     resume: bool = False
+
+    @field_validator("name")  # also where a subclass gives `name` its own default
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        return plain_name(name)
 
 
 C = TypeVar("C", bound=Config)
@@ -106,11 +163,20 @@ def _fill_section(partial: dict[str, Any], default: BaseModel) -> dict[str, Any]
     return full
 
 
-def describe_validation_error(e: ValidationError) -> str:
-    """One line for the first problem in a pydantic error, naming the dotted key."""
+def validate_section(cls: type[C], data: Any, key: str) -> C:
+    """A `cls` from a section a config holds as a plain mapping (checked where it is used, as
+    `model` of `tetrad agents eval`); a mistake is a `UserError` naming `key.<field>`."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        raise UserError(describe_validation_error(e, prefix=f"{key}.")) from None
+
+
+def describe_validation_error(e: ValidationError, prefix: str = "") -> str:
+    """One line for the first problem in a pydantic error, naming the dotted key (after `prefix`)."""
     errors = e.errors()
     first = errors[0]
-    key = ".".join(str(p) for p in first["loc"]) or "<root>"
+    key = prefix + ".".join(str(p) for p in first["loc"]) if first["loc"] else prefix.rstrip(".") or "<root>"
     if first["type"] == "extra_forbidden":
         line = f"unknown config key '{key}'"
     elif first["type"] == "missing":

@@ -27,11 +27,13 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import pyarrow as pa
+from pydantic import Field
 
-from tetrad.core.config import Config
+from tetrad.core.config import Config, PositiveInt, Seed
 from tetrad.core.errors import UserError
 from tetrad.core.io import atomic_write_text
 from tetrad.data.parquet import ParquetShardWriter
@@ -90,17 +92,17 @@ class CTRSchema:
 
 
 class SyntheticCTRConfig(Config):
-    rows: int = 200_000
-    users: int = 5_000
-    items: int = 20_000
-    scenarios: int = 3
-    eval_fraction: float = 0.2
-    rows_per_shard: int = 1_000_000
-    chunk_rows: int = 100_000
-    seed: int = 0
-    latent_dim: int = 8
-    target_ctr: float = 0.1  # the bias is set so the mean pCTR is near this
-    target_cvr: float = 0.15
+    rows: Annotated[int, Field(ge=10)] = 200_000
+    users: Annotated[int, Field(ge=2)] = 5_000
+    items: Annotated[int, Field(ge=2)] = 20_000
+    scenarios: PositiveInt = 3
+    eval_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
+    rows_per_shard: PositiveInt = 1_000_000
+    chunk_rows: PositiveInt = 100_000
+    seed: Seed = 0
+    latent_dim: PositiveInt = 8
+    target_ctr: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1  # the bias is set so the mean pCTR is near this
+    target_cvr: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.15
 
 
 # (name, cardinality) of the categorical fields; owner says what the value is a function of.
@@ -253,8 +255,6 @@ def _list_array(values: np.ndarray, lengths: np.ndarray) -> pa.ListArray:
 def generate(out_dir: str | os.PathLike, cfg: SyntheticCTRConfig | None = None) -> CTRSchema:
     """Write `out_dir/{train,eval}/part-*.parquet` and `out_dir/schema.json`; return the schema."""
     cfg = cfg or SyntheticCTRConfig()
-    if cfg.rows < 10 or not 0 < cfg.eval_fraction < 1 or cfg.scenarios < 1 or cfg.users < 2 or cfg.items < 2:
-        raise UserError("synthetic log needs rows >= 10, 0 < eval_fraction < 1, scenarios >= 1, users and items >= 2")
     out = Path(out_dir)
     rng = np.random.default_rng(cfg.seed)
     schema = synthetic_schema(cfg)

@@ -11,7 +11,7 @@ from typing import Literal
 
 import torch
 
-from tetrad.core.config import Config
+from tetrad.core.config import Config, PositiveInt
 from tetrad.core.errors import UserError
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -29,10 +29,10 @@ class ModelSpec(Config):
     path: str = ""
     gguf_file: str = ""
     chars: str = ARITHMETIC_CHARS
-    hidden: int = 128
-    layers: int = 4
-    heads: int = 4
-    max_positions: int = 64
+    hidden: PositiveInt = 128
+    layers: PositiveInt = 4
+    heads: PositiveInt = 4
+    max_positions: PositiveInt = 64
     dtype: Literal["float32", "bfloat16"] = "float32"
 
 

@@ -7,10 +7,12 @@ Responses of one prompt are contiguous rows (`group_size` of them), the layout G
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
+from pydantic import Field
 
-from tetrad.core.config import Config
+from tetrad.core.config import Config, NonNegativeFloat, PositiveInt
 from tetrad.core.errors import UserError
 
 
@@ -18,9 +20,9 @@ class SamplingParams(Config):
     """`temperature=0` is greedy decoding. `stop` strings end a response (the stop string is kept in
     the text and the tokens; what follows is discarded)."""
 
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 16
+    temperature: NonNegativeFloat = 1.0
+    top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0  # 0 would keep no token
+    max_new_tokens: PositiveInt = 16
     stop: list[str] = []
 
 

@@ -14,12 +14,11 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Annotated, Any, Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
-from pydantic import Field
 
-from tetrad.core.config import Config
+from tetrad.core.config import Config, NonNegativeFloat, PositiveFloat, PositiveInt, Share
 from tetrad.core.distributed import all_reduce_mean, get_world_size, is_distributed, shard, unwrap
 from tetrad.core.errors import UserError
 from tetrad.llm.grpo import group_advantages, grpo_loss, k3_kl
@@ -30,19 +29,19 @@ AdvantageHook = Callable[[torch.Tensor, Rollouts, dict[str, Any]], torch.Tensor]
 
 
 class UpdateConfig(Config):
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.03  # share of total_steps spent warming up linearly from 0
-    min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio at total_steps
-    total_steps: int = 100  # optimizer steps the schedule spans: batches x mini-batches per batch
-    clip_eps: float = 0.2
-    kl_coef: float = 0.0  # > 0 keeps a frozen copy of the starting policy as the reference
-    max_grad_norm: float = 1.0
-    micro_batch: int = 64  # rows per forward/backward; the batch is accumulated over them
+    lr: PositiveFloat = 1e-4
+    weight_decay: NonNegativeFloat = 0.0
+    warmup_ratio: Share = 0.03  # share of total_steps spent warming up linearly from 0
+    min_lr_ratio: Share = 0.0  # cosine decays to lr * min_lr_ratio at total_steps
+    total_steps: PositiveInt = 100  # optimizer steps the schedule spans: batches x mini-batches per batch
+    clip_eps: PositiveFloat = 0.2
+    kl_coef: NonNegativeFloat = 0.0  # > 0 keeps a frozen copy of the starting policy as the reference
+    max_grad_norm: PositiveFloat = 1.0
+    micro_batch: PositiveInt = 64  # rows per forward/backward; the batch is accumulated over them
     # one optimizer step per slice of the batch's prompts (whole groups; at most one per prompt), as
     # the TTRL reference does (8 steps per 8-prompt batch); 1: one step per batch
-    mini_batches: Annotated[int, Field(ge=1)] = 1
-    epochs: int = 1  # optimisation passes over each mini-batch (1: on-policy, the ratio is 1)
+    mini_batches: PositiveInt = 1
+    epochs: PositiveInt = 1  # optimisation passes over each mini-batch (1: on-policy, the ratio is 1)
     normalise_std: bool = True
 
 
@@ -66,8 +65,6 @@ class PolicyUpdater:
 
     def __init__(self, model: torch.nn.Module, cfg: UpdateConfig, hooks: Sequence[AdvantageHook] = (),
                  temperature: float = 1.0):
-        if cfg.micro_batch < 1 or cfg.epochs < 1 or cfg.total_steps < 1:
-            raise UserError("update: micro_batch, epochs and total_steps must be at least 1")
         if temperature <= 0:
             raise UserError(f"the update needs the sampling temperature (> 0; greedy decoding has no "
                             f"log-probs to train), got {temperature}")

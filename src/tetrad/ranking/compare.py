@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
+from typing import Annotated
 
-from tetrad.core.config import RunConfig
+import numpy as np
+from pydantic import Field
+
+from tetrad.core.config import RunConfig, Seed, validate_section
 from tetrad.core.errors import UserError
 from tetrad.core.io import write_marked_block
 from tetrad.core.plots import new_figure, save_figure
@@ -39,13 +42,13 @@ COLUMNS = ["ctr_auc", "ctr_gauc", "ctcvr_auc", "ctcvr_gauc", "ctr_logloss", "ctc
 
 class CompareConfig(RunConfig):
     name: str = "compare"
-    datasets: dict[str, DataConfig] = {
+    datasets: Annotated[dict[str, DataConfig], Field(min_length=1)] = {
         "synthetic": DataConfig(),
         "movielens": DataConfig(source="movielens", path="runs/data/ranking-movielens"),
     }
     models: list[str] = list(BACKBONES)
     ablations: dict[str, dict] = DEFAULT_ABLATIONS
-    seeds: list[int] = [0, 1, 2]
+    seeds: Annotated[list[Seed], Field(min_length=1)] = [0, 1, 2]
     preset: str = "tiny"
     model: dict = {}  # model fields every run shares (e.g. hash_buckets)
     train: dict = {}  # TrainConfig fields every run shares (batch_size, epochs, lr, threads, ...)
@@ -55,13 +58,21 @@ class CompareConfig(RunConfig):
     command: str = "tetrad ranking compare --config configs/ranking/compare.yaml"
 
 
-def _run(cfg: CompareConfig, dataset: str, data: DataConfig, variant: str, model: dict, seed: int) -> dict:
+def _train_config(cfg: CompareConfig, dataset: str, data: DataConfig, variant: str, model: dict,
+                  seed: int) -> TrainConfig:
+    """One run's config: `train`, `dataset_train`, `model` and the ablations are plain mappings,
+    checked here (a mistake in any is reported under `train.`, the run's config)."""
     name = f"{cfg.name}-{dataset}-{variant}-s{seed}".replace("=", "_")
     run_path = Path(cfg.root) / "ranking" / name
     settings = {**cfg.train, **cfg.dataset_train.get(dataset, {})}
-    tc = TrainConfig.model_validate({**settings, "name": name, "root": cfg.root, "seed": seed,
-                                     "data": data.model_dump(), "model": {**cfg.model, **model, "preset": cfg.preset},
-                                     "resume": (run_path / "metrics.jsonl").exists()})
+    return validate_section(TrainConfig, {**settings, "name": name, "root": cfg.root, "seed": seed,
+                                          "data": data.model_dump(),
+                                          "model": {**cfg.model, **model, "preset": cfg.preset},
+                                          "resume": (run_path / "metrics.jsonl").exists()}, "train")
+
+
+def _run(cfg: CompareConfig, dataset: str, data: DataConfig, variant: str, model: dict, seed: int) -> dict:
+    tc = _train_config(cfg, dataset, data, variant, model, seed)
     if (done := finished_summary("ranking", tc)) is not None:
         return done
     print(f"compare: {dataset} {variant} seed {seed}", flush=True)
@@ -72,8 +83,12 @@ def compare(cfg: CompareConfig) -> Path:
     unknown = [m for m in cfg.models + sum(cfg.dataset_models.values(), []) if m not in BACKBONES]
     if unknown:
         raise UserError(f"unknown model '{unknown[0]}' (available: {', '.join(BACKBONES)})")
-    if not cfg.datasets or not cfg.seeds:
-        raise UserError("compare needs at least one dataset and one seed")
+    first = next(iter(cfg.datasets))
+    for dataset, data in cfg.datasets.items():  # every run's settings are checked before hours of runs
+        models = [{"name": m} for m in cfg.dataset_models.get(dataset, cfg.models)]
+        ablations = [{"name": "mtmixatt", **over} for over in cfg.ablations.values()] if dataset == first else []
+        for model in models + ablations:
+            _train_config(cfg, dataset, data, "check", model, cfg.seeds[0])
     results: dict[str, dict[str, list[dict]]] = {}
     for dataset, data in cfg.datasets.items():  # the main tables first, the ablations after them
         results[dataset] = {m: [_run(cfg, dataset, data, m, {"name": m}, s) for s in cfg.seeds]

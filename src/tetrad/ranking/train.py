@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 
-from tetrad.core.config import Config, RunConfig
+from tetrad.core.config import (Config, NonNegativeFloat, NonNegativeInt, ParallelOrZero, PositiveFloat, PositiveInt,
+                                RunConfig)
 from tetrad.core.distributed import barrier, cleanup, init_distributed, is_main, shard, unwrap
 from tetrad.core.errors import UserError
 from tetrad.core.io import atomic_write_json
@@ -44,23 +45,23 @@ class DataConfig(Config):
     exclude: list[str] = []
     main_scenario: str = ""  # a scenario name from schema.json; empty: the first
     synthetic: SyntheticCTRConfig = SyntheticCTRConfig()
-    movielens_negatives: int = 2  # sampled unrated impressions per rating (MovieLens framing)
+    movielens_negatives: NonNegativeInt = 2  # sampled unrated impressions per rating (MovieLens framing)
 
 
 class TrainConfig(RunConfig):
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()  # only fields the user sets count as set: they override the preset
-    batch_size: int = 512  # global, over all processes
-    epochs: int = 1
-    steps: int = 0  # > 0: stop after this many steps instead
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    log_every: int = 50
-    checkpoint_every: int = 500
-    eval_batch_size: int = 4096
-    eval_rows: int = 0  # > 0: evaluate on the first this many eval rows
+    batch_size: PositiveInt = 512  # global, over all processes
+    epochs: PositiveInt = 1
+    steps: NonNegativeInt = 0  # > 0: stop after this many steps instead
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 0.0
+    log_every: PositiveInt = 50
+    checkpoint_every: PositiveInt = 500
+    eval_batch_size: PositiveInt = 4096
+    eval_rows: NonNegativeInt = 0  # > 0: evaluate on the first this many eval rows
     device: str = "auto"
-    threads: int = 0  # > 0: torch intra-op threads
+    threads: ParallelOrZero = 0  # > 0: torch intra-op threads
 
 
 def prepare_dataset(cfg: DataConfig, seed: int = 0) -> Path:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import Field, model_validator
 
-from tetrad.core.config import Config
+from tetrad.core.config import Config, NonNegativeFloat, PositiveInt, Share
 from tetrad.core.errors import UserError
 
 
@@ -26,15 +27,21 @@ class DataConfig(Config):
     sequences: str = ""  # embeddings: "user item item ..." lines of 0-based item indices
     model_dir: str = ""  # text encoder folder; empty: the bundled all-MiniLM-L6-v2
     # synthetic catalogue (long_tail; uniform is the same with zipf = 0)
-    items: int = 20_000
-    dim: int = 64
-    top_clusters: int = 32
-    sub_clusters: int = 16
-    zipf: float = 1.2
-    users: int = 2000
-    min_len: int = 5
-    max_len: int = 30
-    stay: float = 0.7
+    items: PositiveInt = 20_000
+    dim: PositiveInt = 64
+    top_clusters: PositiveInt = 32
+    sub_clusters: PositiveInt = 16
+    zipf: NonNegativeFloat = 1.2
+    users: PositiveInt = 2000
+    min_len: Annotated[int, Field(ge=3)] = 5  # leave-one-out needs three interactions
+    max_len: PositiveInt = 30
+    stay: Share = 0.7
+
+    @model_validator(mode="after")
+    def _lengths(self):
+        if self.min_len > self.max_len:
+            raise ValueError(f"min_len ({self.min_len}) is above max_len ({self.max_len})")
+        return self
 
 
 @dataclass

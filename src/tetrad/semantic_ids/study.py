@@ -23,11 +23,13 @@ from __future__ import annotations
 import platform
 import time
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import torch
+from pydantic import Field
 
-from tetrad.core.config import RunConfig
+from tetrad.core.config import Parallel, PositiveFloat, PositiveInt, RunConfig, Seed, Share
 from tetrad.core.errors import UserError
 from tetrad.core.io import write_marked_block
 from tetrad.semantic_ids.train import (EvalConfig, FixConfig, ModelConfig, QuantizerConfig, SasrecConfig, SidConfig,
@@ -44,46 +46,46 @@ RESULTS_TITLE = "# Semantic IDs: results"
 # The study's reduced sizes, as classes so that a nested override (train.steps=100) keeps the
 # other study defaults instead of falling back to the single-run defaults.
 class StudyData(DataConfig):
-    items: int = 10_000
-    users: int = 1000
+    items: PositiveInt = 10_000
+    users: PositiveInt = 1000
 
 
 class StudyQuantizer(QuantizerConfig):
-    codebook_size: int = 64
-    steps: int = 1500
+    codebook_size: PositiveInt = 64
+    steps: PositiveInt = 1500
 
 
 class StudyModel(ModelConfig):
-    d_model: int = 64
-    layers: int = 2
-    heads: int = 4
-    d_kv: int = 16
-    d_ff: int = 256
-    max_history: int = 10
+    d_model: PositiveInt = 64
+    layers: PositiveInt = 2
+    heads: PositiveInt = 4
+    d_kv: PositiveInt = 16
+    d_ff: PositiveInt = 256
+    max_history: PositiveInt = 10
 
 
 class StudyTrain(TrainConfig):
-    steps: int = 400
-    batch_size: int = 64
-    lr: float = 3e-3
-    warmup: int = 50
+    steps: PositiveInt = 400
+    batch_size: PositiveInt = 64
+    lr: PositiveFloat = 3e-3
+    warmup: PositiveInt = 50
 
 
 class StudySasrec(SasrecConfig):
-    steps: int = 400
-    max_len: int = 20
+    steps: PositiveInt = 400
+    max_len: PositiveInt = 20
 
 
 class StudyConfig(RunConfig):
     name: str = "hourglass"
-    datasets: list[str] = list(DATASETS)
-    methods: list[str] = list(METHODS)
-    seeds: list[int] = [0, 1, 2]
-    retrieval_seeds: list[int] = [0, 1, 2]  # the retriever is trained for these seeds (a subset saves CPU time)
-    threads: int = 1  # torch threads per process: small models train fastest on one thread of a shared machine
-    workers: int = 1  # (dataset, seed, method) tasks run in this many processes at once
+    datasets: Annotated[list[str], Field(min_length=1)] = list(DATASETS)
+    methods: Annotated[list[str], Field(min_length=1)] = list(METHODS)
+    seeds: Annotated[list[Seed], Field(min_length=1)] = [0, 1, 2]
+    retrieval_seeds: list[Seed] = [0, 1, 2]  # the retriever is trained for these seeds (a subset saves CPU time)
+    threads: Parallel = 1  # torch threads per process: small models train fastest on one thread of a shared machine
+    workers: Parallel = 1  # (dataset, seed, method) tasks run in this many processes at once
     block: str = "hourglass"  # the marked block of `output` that this study's report replaces
-    entropy_target: float = 0.9
+    entropy_target: Share = 0.9
     retrieval: bool = True
     output: str = "docs/results/semantic-ids.md"
     data: StudyData = StudyData()
@@ -170,8 +172,6 @@ def run_study(study: StudyConfig, command: str) -> dict:
     for m in study.methods:
         if m not in METHODS:
             raise UserError(f"unknown method '{m}' (known: {', '.join(METHODS)})")
-    if study.workers < 1:
-        raise UserError(f"workers must be at least 1 (got {study.workers})")
     seed_everything(study.seed)
     torch.set_num_threads(study.threads)
     run = RunDir("sid", study, tensorboard=False)

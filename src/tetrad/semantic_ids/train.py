@@ -20,76 +20,80 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 
-from tetrad.core.config import Config, RunConfig
+from tetrad.core.config import Config, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, RunConfig, Share
 from tetrad.core.errors import UserError
 from tetrad.semantic_ids.data import DataConfig, ItemData, leave_one_out, load_item_data, training_pairs
 
 
+Dropout = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
 class QuantizerConfig(Config):
     kind: Literal["rq_kmeans", "balanced_rq_kmeans", "rq_vae"] = "rq_kmeans"
-    layers: int = 3
-    codebook_size: int = 256
-    niter: int = 20  # k-means iterations (rq_kmeans, balanced_rq_kmeans)
+    layers: PositiveInt = 3
+    codebook_size: PositiveInt = 256
+    niter: PositiveInt = 20  # k-means iterations (rq_kmeans, balanced_rq_kmeans)
     # rq_vae
-    latent_dim: int = 32
-    hidden: list[int] = [256, 128]
-    steps: int = 2000
-    batch_size: int = 1024
-    lr: float = 1e-3
-    commitment: float = 0.25
+    latent_dim: PositiveInt = 32
+    hidden: list[PositiveInt] = [256, 128]
+    steps: PositiveInt = 2000
+    batch_size: PositiveInt = 1024
+    lr: PositiveFloat = 1e-3
+    commitment: NonNegativeFloat = 0.25
     gradient: Literal["ste", "rotation"] = "rotation"
     kmeans_init: bool = True
-    dead_code_window: int = 100
+    dead_code_window: NonNegativeInt = 100  # 0: dead codes are never reset
 
 
 class FixConfig(Config):
     kind: Literal["none", "drop_layer2", "adaptive"] = "none"
-    k: int | None = None  # adaptive: remove this many top layer-2 codes ...
-    entropy_target: float | None = None  # ... or as many as it takes to reach this normalised entropy
+    k: PositiveInt | None = None  # adaptive: remove this many top layer-2 codes ...
+    entropy_target: Share | None = None  # ... or as many as it takes to reach this normalised entropy
 
 
 class ModelConfig(Config):
-    d_model: int = 128
-    layers: int = 4
-    heads: int = 6
-    d_kv: int = 64
-    d_ff: int = 1024
-    dropout: float = 0.1
-    max_history: int = 20
+    d_model: PositiveInt = 128
+    layers: PositiveInt = 4
+    heads: PositiveInt = 6
+    d_kv: PositiveInt = 64
+    d_ff: PositiveInt = 1024
+    dropout: Dropout = 0.1
+    max_history: PositiveInt = 20
 
 
 class TrainConfig(Config):
-    steps: int = 2000
-    batch_size: int = 256
-    lr: float = 1e-3
-    warmup: int = 100  # then inverse square root decay, as TIGER
-    weight_decay: float = 0.01
-    eval_every: int = 500
-    checkpoint_every: int = 500
+    steps: PositiveInt = 2000
+    batch_size: PositiveInt = 256
+    lr: PositiveFloat = 1e-3
+    warmup: PositiveInt = 100  # then inverse square root decay, as TIGER
+    weight_decay: NonNegativeFloat = 0.01
+    eval_every: PositiveInt = 500
+    checkpoint_every: PositiveInt = 500
 
 
 class EvalConfig(Config):
-    beam: int = 20
-    batch_size: int = 128
-    ks: list[int] = [5, 10]
-    valid_users: int = 500  # users scored at each periodic validation (0: all)
+    beam: PositiveInt = 20
+    batch_size: PositiveInt = 128
+    ks: Annotated[list[PositiveInt], Field(min_length=1)] = [5, 10]
+    valid_users: NonNegativeInt = 500  # users scored at each periodic validation (0: all)
 
 
 class SasrecConfig(Config):
     enabled: bool = True
-    d_model: int = 64
-    layers: int = 2
-    heads: int = 2
-    dropout: float = 0.2
-    steps: int = 1000
-    batch_size: int = 128
-    lr: float = 1e-3
-    max_len: int = 50
+    d_model: PositiveInt = 64
+    layers: PositiveInt = 2
+    heads: PositiveInt = 2
+    dropout: Dropout = 0.2
+    steps: PositiveInt = 1000
+    batch_size: PositiveInt = 128
+    lr: PositiveFloat = 1e-3
+    max_len: PositiveInt = 50
 
 
 class SidConfig(RunConfig):

@@ -16,11 +16,13 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Annotated
 
+from pydantic import Field
 from scipy import stats as scipy_stats
 
 from tetrad.agents.environments import environment
-from tetrad.core.config import Config
+from tetrad.core.config import Config, Seed
 from tetrad.core.errors import UserError
 from tetrad.core.io import atomic_write_json, write_marked_block
 from tetrad.core.rundir import finished_summary
@@ -42,8 +44,8 @@ VARIANTS: dict[str, dict] = {
 
 class CompareConfig(Config):
     run: SkillCConfig = SkillCConfig()
-    seeds: list[int] = [0, 1, 2]
-    variants: list[str] = list(VARIANTS)
+    seeds: Annotated[list[Seed], Field(min_length=1)] = [0, 1, 2]
+    variants: Annotated[list[str], Field(min_length=1)] = list(VARIANTS)
     prefix: str = "compare"
     results_dir: str = "docs/results/skillc"
     output: str = "docs/results/skillc.md"

@@ -52,18 +52,17 @@ import torch
 from pydantic import Field, model_validator
 
 from tetrad.agents.environments import EnvName, TaskSet, environment
-from tetrad.core.config import Config, RunConfig
+from tetrad.core.config import (Config, NonNegativeFloat, NonNegativeInt, Parallel, PositiveFloat, PositiveInt, RunConfig,
+                                Seed, Share)
 from tetrad.core.errors import UserError
 from tetrad.core.rundir import RunDir
 from tetrad.core.seeding import seed_everything
 
 Method = Literal["skillc", "grpo", "grpo_skills", "skill0", "d2skill"]
-Share = Annotated[float, Field(ge=0.0, le=1.0)]
-PositiveInt = Annotated[int, Field(ge=1)]
 
 
 class CurriculumConfig(Config):
-    strength: Annotated[float, Field(ge=0.0)] = 1.0  # lambda: the correction's scale
+    strength: NonNegativeFloat = 1.0  # lambda: the correction's scale
     mix: Share = 0.4  # w: the weight of the contrastive stream
     smoothing: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9  # alpha of the smoothed gap
     validate_every: PositiveInt = 10  # d: updates between validations
@@ -92,7 +91,7 @@ class SkillCConfig(RunConfig):
     catalogue: str = ""
     # the shop's catalogue and goals are drawn from data_seed, not the run's seed, so every seed
     # plays the same games (and the catalogue the base policy was cloned on: its `seed`)
-    data_seed: int = 0
+    data_seed: Seed = 0
     train_games: str = ""  # ALFWorld: train game folder; the shop: empty (train goals of the catalogue)
     val_games: str = ""  # ALFWorld: validation game folder
     test_games: dict[str, str] = {}  # ALFWorld: split name -> folder, e.g. valid_seen / valid_unseen
@@ -101,20 +100,20 @@ class SkillCConfig(RunConfig):
     n_test: PositiveInt = 100  # shop: test goals (ALFWorld: all of each test folder)
     max_steps: PositiveInt = 50  # ALFWorld's step limit; the shop caps it at 15
     history_length: Annotated[int, Field(ge=-1)] = -1  # -1: the one the base policy trained with
-    invalid_penalty: Annotated[float, Field(ge=0.0)] = 0.1
+    invalid_penalty: NonNegativeFloat = 0.1
     # the update
     steps: PositiveInt = 40
     tasks_per_step: PositiveInt = 4
     group_size: Annotated[int, Field(ge=2)] = 4
-    temperature: Annotated[float, Field(gt=0.0)] = 1.0
-    lr: Annotated[float, Field(gt=0.0)] = 3e-4
-    weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
+    temperature: PositiveFloat = 1.0
+    lr: PositiveFloat = 3e-4
+    weight_decay: NonNegativeFloat = 0.0
     warmup_ratio: Share = 0.05
-    clip_eps: Annotated[float, Field(gt=0.0)] = 0.2
-    max_grad_norm: Annotated[float, Field(gt=0.0)] = 1.0
+    clip_eps: PositiveFloat = 0.2
+    max_grad_norm: PositiveFloat = 1.0
     micro_batch: PositiveInt = 16
     max_new_tokens: PositiveInt = 48  # decode=generate
-    lora_rank: Annotated[int, Field(ge=0)] = 0  # decode=generate: LoRA adapters of this rank (0: full)
+    lora_rank: NonNegativeInt = 0  # decode=generate: LoRA adapters of this rank (0: full)
     device: str = "auto"
     # SkillC and its ablations
     curriculum: CurriculumConfig = CurriculumConfig()
@@ -124,13 +123,13 @@ class SkillCConfig(RunConfig):
     allocation: Literal["adaptive", "fixed"] = "adaptive"
     fixed_share: Share = 0.5
     normalisation: Literal["dual_stream", "fixed_gate"] = "dual_stream"
-    gate: Annotated[float, Field(ge=0.0)] = 0.5
+    gate: NonNegativeFloat = 0.5
     # baselines
-    d2skill_coef: Annotated[float, Field(ge=0.0)] = 1.0
-    skill0_stages: list[Annotated[int, Field(ge=0)]] = [6, 3, 0]
+    d2skill_coef: NonNegativeFloat = 1.0
+    skill0_stages: list[NonNegativeInt] = [6, 3, 0]
     checkpoint_every: PositiveInt = 5
     log_every: PositiveInt = 1
-    n_envs: PositiveInt = 8
+    n_envs: Parallel = 8
 
 
 # ----------------------------------------------------------------------------------------------

@@ -17,10 +17,13 @@ import json
 import time
 from pathlib import Path
 
+from typing import Annotated
+
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
-from tetrad.core.config import Config
+from tetrad.core.config import Config, Seed
 from tetrad.core.errors import UserError
 from tetrad.core.io import atomic_write_json, write_marked_block
 from tetrad.core.rundir import finished_summary
@@ -37,8 +40,8 @@ VARIANTS: dict[str, dict] = {
 
 class CompareConfig(Config):
     run: TTRLConfig = TTRLConfig()
-    seeds: list[int] = [0, 1, 2]
-    variants: list[str] = list(VARIANTS)
+    seeds: Annotated[list[Seed], Field(min_length=1)] = [0, 1, 2]
+    variants: Annotated[list[str], Field(min_length=1)] = list(VARIANTS)
     prefix: str = "compare"
     output: str = "docs/results/ttrl.md"
     block: str = "ttrl-compare"  # the marked block of `output` this comparison rewrites
@@ -48,8 +51,6 @@ def compare(cfg: CompareConfig, command: str = "tetrad ttrl compare") -> Path:
     unknown = [v for v in cfg.variants if v not in VARIANTS]
     if unknown:
         raise UserError(f"unknown variant '{unknown[0]}' (known: {', '.join(VARIANTS)})")
-    if not cfg.seeds:
-        raise UserError("compare needs at least one seed")
     results: dict[str, list[dict]] = {v: [] for v in cfg.variants}
     for seed in cfg.seeds:
         for variant in cfg.variants:

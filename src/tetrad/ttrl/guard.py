@@ -44,7 +44,7 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
-from tetrad.core.config import Config
+from tetrad.core.config import Config, Seed
 from tetrad.ttrl.answers import same_answer
 
 
@@ -64,7 +64,7 @@ class GuardConfig(Config):
     window: int = Field(5, ge=1)  # W, for FRS's windowed MR and RCSU (rcsu_window in the reference code)
     rcsu_theta_mr: float = Field(0.7, ge=0, le=1)
     rcsu_p_skip: float = Field(0.7, ge=0, le=1)
-    seed: int = 0
+    seed: Seed = 0
 
     @property
     def enabled(self) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from tetrad.core.config import RunConfig
+from tetrad.core.config import NonNegativeFloat, PositiveFloat, PositiveInt, RunConfig, Share
 from tetrad.core.errors import UserError
 from tetrad.core.progress import progress
 from tetrad.core.rundir import RunDir
@@ -30,14 +30,14 @@ class PretrainConfig(RunConfig):
     name: str = "pretrain"
     model: ModelSpec = ModelSpec()
     tasks: TaskConfig = TaskConfig()  # the test set: excluded from training, used to measure the spread
-    train_size: int = 50000
-    steps: int = 600
-    batch_size: int = 128
-    lr: float = 3e-3
-    warmup_ratio: float = 0.05
-    eval_samples: int = 32
-    eval_temperature: float = 1.0
-    max_new_tokens: int = 6
+    train_size: PositiveInt = 50000
+    steps: PositiveInt = 600
+    batch_size: PositiveInt = 128
+    lr: PositiveFloat = 3e-3
+    warmup_ratio: Share = 0.05
+    eval_samples: PositiveInt = 32
+    eval_temperature: NonNegativeFloat = 1.0
+    max_new_tokens: PositiveInt = 6
 
 
 def model_dir(cfg: PretrainConfig) -> Path:

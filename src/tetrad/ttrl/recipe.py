@@ -25,7 +25,7 @@ import math
 import numpy as np
 import torch
 
-from tetrad.core.config import RunConfig
+from tetrad.core.config import NonNegativeInt, PositiveInt, RunConfig
 from tetrad.core.distributed import all_gather_objects, cleanup, init_distributed, is_main, shard
 from tetrad.core.errors import UserError
 from tetrad.core.progress import progress
@@ -51,18 +51,18 @@ class TTRLConfig(RunConfig):
     pretrain: PretrainConfig = PretrainConfig()  # its own root/name: runs/ttrl/pretrain by default
     tasks: TaskConfig = TaskConfig()
     chat: bool = False  # wrap prompts in the model's chat template
-    n_samples: int = 64  # N: votes per problem (the paper's default; quick configs use fewer)
-    n_train: int = 32  # M: responses per problem the update trains on (the first M of N)
-    batch_prompts: int = 8
-    sample_chunk: int = 0  # prompts per generate call (0: a process's whole share of the step)
-    epochs: int = 10  # passes over the test set
+    n_samples: PositiveInt = 64  # N: votes per problem (the paper's default; quick configs use fewer)
+    n_train: PositiveInt = 32  # M: responses per problem the update trains on (the first M of N)
+    batch_prompts: PositiveInt = 8
+    sample_chunk: NonNegativeInt = 0  # prompts per generate call (0: a process's whole share of the step)
+    epochs: PositiveInt = 10  # passes over the test set
     train_sampling: SamplingParams = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=6)
     eval_sampling: SamplingParams = SamplingParams(temperature=0.6, top_p=0.95, max_new_tokens=6)
-    eval_samples: int = 16  # k for mean@k (pass@1) and maj@k
-    eval_every: int = 0  # steps between evaluations (0: only before and after training)
+    eval_samples: PositiveInt = 16  # k for mean@k (pass@1) and maj@k
+    eval_every: NonNegativeInt = 0  # steps between evaluations (0: only before and after training)
     update: UpdateConfig = UpdateConfig(lr=1e-4, warmup_ratio=0.03, kl_coef=0.0, micro_batch=64)
     guard: GuardConfig = GuardConfig()
-    checkpoint_every: int = 10
+    checkpoint_every: PositiveInt = 10
     stop: StopConfig = StopConfig()  # the unsupervised stopping rule whose step summary.json records
     evaluate: bool = True  # False: no ground truth is read at all (what a real test-time user has)
 
@@ -81,13 +81,9 @@ def resolve_model(cfg: TTRLConfig) -> ModelSpec:
 def check(cfg: TTRLConfig) -> None:
     if cfg.n_train > cfg.n_samples:
         raise UserError(f"n_train (M={cfg.n_train}) must not exceed n_samples (N={cfg.n_samples})")
-    if min(cfg.n_train, cfg.batch_prompts, cfg.epochs, cfg.eval_samples) < 1:
-        raise UserError("n_train, batch_prompts, epochs and eval_samples must be at least 1")
     if cfg.update.mini_batches > cfg.batch_prompts:
         raise UserError(f"update.mini_batches ({cfg.update.mini_batches}) must not exceed batch_prompts "
                         f"({cfg.batch_prompts}): a mini-batch is at least one prompt")
-    if cfg.sample_chunk < 0:
-        raise UserError(f"sample_chunk must be 0 (a process's whole share) or positive (got {cfg.sample_chunk})")
 
 
 def check_split(n_tasks: int, cfg: TTRLConfig, world: int) -> None:

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
-from tetrad.core.config import Config
+from tetrad.core.config import Config, NonNegativeInt, Seed
 from tetrad.core.errors import UserError
 
 
@@ -46,8 +46,8 @@ class TaskConfig(Config):
     source: Literal["reasoning_gym", "benchmark"] = "reasoning_gym"
     task: str = "chain_sum"
     knobs: dict = {"min_terms": 2, "max_terms": 3, "min_digits": 1, "max_digits": 2}
-    size: int = 64
-    seed: int = 1234
+    size: NonNegativeInt = 64
+    seed: Seed = 1234
     path: str = ""
     prompt_style: Literal["expression", "question"] = "expression"
     suffix: str = ""  # appended to every prompt (e.g. " Put the final answer in \\boxed{}.")

@@ -13,12 +13,13 @@ way ranking papers size their models.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Annotated, Callable
 
 import torch
+from pydantic import Field
 from torch import nn
 
-from tetrad.core.config import Config
+from tetrad.core.config import Config, NonNegativeFloat, NonNegativeInt, Parallel, ParallelOrZero, PositiveInt, Seed
 from tetrad.core.errors import UserError
 from tetrad.ranking.data import FeatureSet
 from tetrad.ranking.heads import MultiTaskHeads
@@ -36,35 +37,35 @@ from tetrad.ranking.tokenizers import FeatureEmbedding
 class ModelConfig(Config):
     name: str = "mtmixatt"
     preset: str = "tiny"
-    embedding_dim: int = 16
-    hash_buckets: int = 50_000
-    tokens: int = 12
-    width: int = 48
-    layers: int = 2
-    heads: int = 4
-    ffn_hidden: int = 16  # expert / FFN hidden width (0: 2 x width, for feature-token models)
-    experts: int = 3
-    shared_experts: int = 1
+    embedding_dim: PositiveInt = 16
+    hash_buckets: PositiveInt = 50_000
+    tokens: PositiveInt = 12
+    width: PositiveInt = 48
+    layers: PositiveInt = 2
+    heads: PositiveInt = 4
+    ffn_hidden: NonNegativeInt = 16  # expert / FFN hidden width (0: 2 x width, for feature-token models)
+    experts: Parallel = 3
+    shared_experts: ParallelOrZero = 1
     # MTmixAtt
-    topk_features: int = 0  # 0: ceil(n_features / tokens)
+    topk_features: NonNegativeInt = 0  # 0: ceil(n_features / tokens)
     grouping: str = "auto"  # auto | manual | random
     groups: list[list[str]] = []  # manual grouping; empty: contiguous groups of the same field family
-    grouping_seed: int = 0
+    grouping_seed: Seed = 0
     mixing: str = "orthogonal"  # orthogonal | zero | transpose | none
     dense_gate: str = "sigmoid"  # sigmoid | relu | none
     sparse_moe: bool = True
-    scenario_shared_experts: int = 2
-    scenario_top_k: int = 1
-    gamma: float = 1.0
+    scenario_shared_experts: ParallelOrZero = 2
+    scenario_top_k: NonNegativeInt = 1  # 0: only the own scenario's expert (and the shared ones)
+    gamma: NonNegativeFloat = 1.0
     norm: str = "postnorm_r"  # postnorm_r | postnorm | prenorm
     # baselines
-    compression: int = 40  # WuKong
-    lowrank: int = 64  # HiFormer
-    moe_experts: int = 4  # RankMixer sparse-MoE variant
+    compression: PositiveInt = 40  # WuKong
+    lowrank: PositiveInt = 64  # HiFormer
+    moe_experts: Parallel = 4  # RankMixer sparse-MoE variant
     # heads and loss
-    head_hidden: list[int] = [64, 32]
-    adapter_rank: int = 4
-    l1_coef: float = 1e-3  # ReLU-gate L1 penalty (RankMixer MoE, relu dense-gate ablation)
+    head_hidden: Annotated[list[PositiveInt], Field(min_length=1)] = [64, 32]
+    adapter_rank: NonNegativeInt = 4
+    l1_coef: NonNegativeFloat = 1e-3  # ReLU-gate L1 penalty (RankMixer MoE, relu dense-gate ablation)
 
 
 BACKBONES: dict[str, Callable[..., nn.Module]] = {
