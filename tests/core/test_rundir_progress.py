@@ -1,8 +1,12 @@
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from tetrad.core.config import RunConfig
+from tetrad.core.config import Config, RunConfig
 from tetrad.core.errors import UserError
 from tetrad.core.progress import progress, progress_enabled
 from tetrad.core.rundir import RunDir
@@ -25,7 +29,7 @@ def test_run_directory_layout_and_rewind(tmp_path):
     summary_only.write_summary({"codes": 3})
     with pytest.raises(UserError, match="already holds a run"):
         RunDir("sys", RunConfig(root=str(tmp_path), name="b"))
-    resumed = RunDir("sys", RunConfig(root=str(tmp_path), name="a", resume=True))
+    resumed = RunDir("sys", RunConfig(root=str(tmp_path), name="a", seed=3, resume=True))
     resumed.rewind(3)
     assert [m["step"] for m in resumed.read_metrics()] == [1, 2, 3]
 
@@ -69,3 +73,66 @@ def test_marked_blocks_are_rewritten_in_place_and_the_rest_is_kept(tmp_path):
     assert text.startswith("# Results\n") and text.endswith("hand-written footer\n")
     assert "second A" in text and "first A" not in text and text.index("second A") < text.index("B\n")
     assert text.count("<!-- a -->") == 1 and text.count("<!-- /b -->") == 1
+
+
+def test_run_names_stay_inside_the_system_folder(tmp_path):
+    for name in ("../../escape", "/tmp", "a/b", ".."):
+        with pytest.raises(UserError, match="plain folder name"):
+            RunDir("sys", RunConfig(root=str(tmp_path / "runs")).model_copy(update={"name": name}))
+    assert list(tmp_path.iterdir()) == []
+
+
+HOLD = """
+import sys
+from tetrad.core.config import RunConfig
+from tetrad.core.errors import UserError
+from tetrad.core.rundir import RunDir
+try:
+    RunDir("sys", RunConfig(root=sys.argv[1], name="busy", resume=True))
+except UserError as e:
+    print(e)
+else:
+    print("started")
+"""
+
+
+def test_a_second_process_on_the_same_run_fails_with_one_line(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+
+    def other_process() -> str:
+        return subprocess.run([sys.executable, "-c", HOLD, str(tmp_path)], capture_output=True, text=True,
+                              env=env, timeout=120).stdout.strip()
+
+    run = RunDir("sys", RunConfig(root=str(tmp_path), name="busy"))
+    assert other_process() == f"run {run.path} is in use by another process: wait for it to end, or choose another name"
+    run.close()  # (or the process ends, however it ends)
+    assert other_process() == "started"
+
+
+def test_output_locations_that_cannot_be_made_are_one_line_naming_the_path(tmp_path):
+    from tetrad.core.io import atomic_write_text
+
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(UserError, match=f"cannot create run directory {tmp_path}/file/sys/r: "):
+        RunDir("sys", RunConfig(root=str(tmp_path / "file"), name="r"))
+    with pytest.raises(UserError, match="cannot create run directory .*/sys/x{300}: File name too long"):
+        RunDir("sys", RunConfig(root=str(tmp_path), name="x" * 300))
+    with pytest.raises(UserError, match=f"cannot write {tmp_path}/file/summary.json: "):
+        atomic_write_text(tmp_path / "file" / "summary.json", "{}")
+
+
+class Section(Config):
+    width: int = 8
+
+
+class Tuned(RunConfig):
+    lr: float = 0.1
+    model: Section = Section()
+
+
+def test_resume_with_other_settings_is_refused_naming_the_keys(tmp_path):
+    RunDir("sys", Tuned(root=str(tmp_path), name="t")).close()
+    with pytest.raises(UserError, match=r"was made with other settings \(lr, model.width\)"):
+        RunDir("sys", Tuned(root=str(tmp_path), name="t", lr=0.2, model=Section(width=4), resume=True))
+    assert "lr: 0.1" in (tmp_path / "sys/t/config.yaml").read_text()  # the saved settings are kept
+    RunDir("sys", Tuned(root=str(tmp_path), name="t", resume=True)).close()  # the same settings resume

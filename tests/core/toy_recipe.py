@@ -22,14 +22,15 @@ class ToyConfig(RunConfig):
     batch_size: int = 16
     lr: float = 0.01
     checkpoint_every: int = 5
-    crash_after: int = 0  # > 0: raise after this many steps, as an interrupted run would
 
 
 class Crash(RuntimeError):
     pass
 
 
-def train(cfg: ToyConfig) -> dict:
+def train(cfg: ToyConfig, crash_after: int = 0) -> dict:
+    """`crash_after` > 0: raise after this many steps, as an interrupted run would (not a setting:
+    the run resumed afterwards has the same config)."""
     info = init_distributed("cpu")
     seed_everything(cfg.seed)
     data_gen = torch.Generator().manual_seed(1234)
@@ -54,7 +55,7 @@ def train(cfg: ToyConfig) -> dict:
         run.log(step, {"full_loss": full, "lr": sched.get_last_lr()[0]})
         if step % cfg.checkpoint_every == 0:
             run.checkpointer.save(step, model=model, optimizer=opt, scheduler=sched)
-        if step == cfg.crash_after:
+        if step == crash_after:
             raise Crash(f"simulated interruption after step {step}")
     params = torch.cat([p.detach().flatten() for p in model.parameters()])
     summary = {"full_loss": full, "params": params.tolist()}

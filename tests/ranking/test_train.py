@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -50,9 +51,15 @@ def test_train_reports_metrics_per_task_scenario_and_the_oracle(tmp_path, small_
 def test_resumed_run_equals_uninterrupted_run(tmp_path, small_log):
     log, _, _ = small_log
     train(cfg(tmp_path, log, name="whole"))
-    train(cfg(tmp_path, log, name="cut", steps=8))  # stops at step 8 (as an interruption after a checkpoint)
+    # an interruption after the step-8 checkpoint: the copy loses the last checkpoint and the summary
+    shutil.copytree(tmp_path / "ranking/whole", tmp_path / "ranking/cut")
+    for stale in ("checkpoints/step_000000012.pt", "summary.json"):
+        (tmp_path / "ranking/cut" / stale).unlink()
     train(cfg(tmp_path, log, name="cut", resume=True))
     assert torch.equal(final_params(tmp_path / "ranking/whole"), final_params(tmp_path / "ranking/cut"))
+    metrics = [(tmp_path / f"ranking/{name}/metrics.jsonl").read_text().splitlines() for name in ("whole", "cut")]
+    assert [json.loads(line)["step"] for line in metrics[1]] == [4, 8, 12, 12]  # the evaluation once
+    assert [json.loads(line).keys() for line in metrics[0]] == [json.loads(line).keys() for line in metrics[1]]
     with pytest.raises(UserError, match="resume=true"):
         train(cfg(tmp_path, log, name="whole"))
 

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -87,7 +88,10 @@ def test_train_resume_continues_bit_for_bit_and_eval_reads_the_run(tmp_path):
     full = run_train(cfg(tmp_path, "name=full", "train.steps=8"))
     assert set(full["tiger"]) == {"recall@5", "ndcg@5", "recall@10", "ndcg@10"}
     assert 0 <= full["tiger"]["ndcg@10"] <= full["tiger"]["recall@10"] <= 1
-    run_train(cfg(tmp_path, "name=part", "train.steps=4"))
+    # an interruption after the step-4 checkpoint: the copy loses the last checkpoint and the summary
+    shutil.copytree(tmp_path / "sid/full", tmp_path / "sid/part")
+    for stale in ("checkpoints/step_000000008.pt", "summary.json"):
+        (tmp_path / "sid/part" / stale).unlink()
     resumed = run_train(cfg(tmp_path, "name=part", "train.steps=8", "resume=true"))
     a, b = losses(tmp_path / "sid/full/metrics.jsonl"), losses(tmp_path / "sid/part/metrics.jsonl")
     assert sorted(b) == list(range(1, 9))

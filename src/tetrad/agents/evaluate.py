@@ -77,8 +77,10 @@ def make_policy(cfg: EvalConfig):
 
         if cfg.policy == "bc":
             spec = ModelSpec(kind="hf", path=str(bc_model_dir(cfg.bc_run)))
+        elif cfg.policy == "smollm":
+            spec = ModelSpec(kind="smollm2")
         else:
-            spec = ModelSpec(kind="smollm2") if cfg.policy == "smollm" else validate_section(ModelSpec, cfg.model, "model")
+            spec = validate_section(ModelSpec, cfg.model, "model")
         if cfg.decode == "score":
             return ActionScoringPolicy.load(spec, temperature=cfg.temperature, chat=True, seed=cfg.seed,
                                             action_score=cfg.action_score)

@@ -1,6 +1,8 @@
 """Atomic file writes: write beside the target, fsync, then rename over it.
 
-A reader (or a resumed run) sees either the old file or the new one, never half of one.
+A reader (or a resumed run) sees either the old file or the new one, never half of one. A write
+the operating system refuses (missing or read-only folder, full disk, name too long) is a
+`UserError` naming the path; the old file is kept, so a run resumes once the cause is fixed.
 """
 
 from __future__ import annotations
@@ -11,23 +13,42 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from tetrad.core.errors import UserError
+
+
+TEMPORARY_SUFFIX = ".tmp"
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "wb") -> Path:
     """Call `write(file_object)` on a temporary file in the target's folder, then rename it to `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
     try:
         with os.fdopen(fd, mode) as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise UserError(f"cannot write {path}: {e.strerror or e}") from None
         raise
     return path
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> None:
+    """Delete the temporaries of atomic writes whose process was killed mid-write (call it only
+    where no other process is writing, e.g. under a run's lock)."""
+    folder = Path(folder)
+    if folder.is_dir():
+        for tmp in folder.glob(f".*{TEMPORARY_SUFFIX}"):
+            tmp.unlink(missing_ok=True)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -52,8 +52,8 @@ import torch
 from pydantic import Field, model_validator
 
 from tetrad.agents.environments import EnvName, TaskSet, environment
-from tetrad.core.config import (Config, NonNegativeFloat, NonNegativeInt, Parallel, PositiveFloat, PositiveInt, RunConfig,
-                                Seed, Share)
+from tetrad.core.config import (Config, NonNegativeFloat, NonNegativeInt, Parallel, PositiveFloat, PositiveInt,
+                                RunConfig, Seed, Share)
 from tetrad.core.errors import UserError
 from tetrad.core.rundir import RunDir
 from tetrad.core.seeding import seed_everything

@@ -65,8 +65,7 @@ def pretrain(cfg: PretrainConfig) -> dict:
         raise UserError("pretrain: no training problems left after removing the test set")
     # An unfinished earlier attempt (no saved model) is simply redone: its directory is reused and
     # its metrics forgotten.
-    run = RunDir("ttrl", cfg.model_copy(update={"resume": True}), tensorboard=False)
-    run.rewind(0)
+    run = RunDir("ttrl", cfg, tensorboard=False, restart=True)
     model, tok = load_policy(cfg.model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(cfg.steps, cfg.warmup_ratio, 0.05))
