@@ -115,30 +115,29 @@ def instruction_of(observation: str) -> str:
 
 def memoize_textworld_parsing() -> None:
     """Cache what textworld recomputes from the same text. To write each observation it re-parses
-    the same few hundred grammar templates with tatsu on every step (about half of an ALFWorld
-    step), and every `reset` translates the game's PDDL with Fast Downward again, as loading did
-    (twice each). Both are pure functions of their text, so each is done once; every call gets a
-    deep copy, because callers set fields on what they receive. Idempotent."""
+    the same few hundred grammar templates with tatsu on every step (most of an ALFWorld step),
+    and every `reset` translates the game's PDDL with Fast Downward again, as loading did (twice
+    each). Both are pure functions of their text, so each is done once (the translations of the
+    last few games only: they are large); every call gets a deep copy, because callers set fields
+    on what they receive. Idempotent."""
     import fast_downward
     import textworld.envs.pddl.textgen as textgen
     import textworld.logic as logic
 
-    for module, name in ((textgen, "_parse_and_convert"), (logic, "_parse_and_convert"), (fast_downward, "pddl2sas")):
+    for module, name, maxsize in ((textgen, "_parse_and_convert", None), (logic, "_parse_and_convert", None),
+                                  (fast_downward, "pddl2sas", 8)):
         function = getattr(module, name)
         if not getattr(function, "memoized", False):
-            setattr(module, name, _memoized(function))
+            setattr(module, name, _memoized(function, maxsize))
 
 
-def _memoized(function):
+def _memoized(function, maxsize: int | None):
     import copy
 
-    cache = {}
+    call = functools.lru_cache(maxsize)(lambda args, kwargs: function(*args, **dict(kwargs)))
 
     def cached(*args, **kwargs):
-        key = (args, tuple(sorted(kwargs.items())))
-        if key not in cache:
-            cache[key] = function(*args, **kwargs)
-        return copy.deepcopy(cache[key])
+        return copy.deepcopy(call(args, tuple(sorted(kwargs.items()))))
 
     cached.memoized, cached.original = True, function
     return cached
