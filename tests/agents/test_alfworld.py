@@ -3,10 +3,11 @@ import random
 
 import pytest
 
-from tetrad.agents.alfworld_env import (AlfworldEnv, export_expert_trajectories, find_games,
+from tetrad.agents.alfworld_env import (AlfworldEnv, find_games,
                                         memoize_textworld_parsing, run_expert)
 from tetrad.agents.alfworld_games import (SPLITS, TASK_TYPES, game_files, is_unseen_combination, make_games,
                                           sample_game, split_seed)
+from tetrad.cli import main
 from tetrad.core.errors import UserError
 
 
@@ -119,13 +120,15 @@ def test_memoized_textworld_plays_exactly_as_textworld_does(alfworld_games, monk
     assert fast == slow and len(fast["steps"]) > 3
 
 
-def test_export_expert_trajectories(alfworld_games, tmp_path):
-    _, folders, _ = alfworld_games
+def test_expert_trajectories_command_writes_the_won_episodes(alfworld_games, tmp_path, capsys):
+    root, folders, _ = alfworld_games
     out = tmp_path / "expert.jsonl"
-    counts = export_expert_trajectories(folders[:2], out, max_steps=150)
+    with pytest.raises(SystemExit) as exit_:
+        main(["agents", "expert-trajectories", "--games", str(root), "--out", str(out), "--max-steps", "150"])
+    assert exit_.value.code == 0
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(lines) == 2 and all(t["won"] for t in lines)
-    assert sum(c["won"] for c in counts.values()) == 2
+    assert len(lines) == len(folders) and all(t["won"] for t in lines)  # the generator kept only games it wins
+    assert f"expert won {len(folders)}/{len(folders)} games" in capsys.readouterr().out
     assert all(set(s) == {"observation", "admissible_commands", "action"} for t in lines for s in t["steps"])
 
 

@@ -1,3 +1,4 @@
+import functools
 import json
 import math
 import shutil
@@ -6,12 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from tetrad.agents.alfworld_env import AlfworldEnv, export_expert_trajectories, run_expert
+from tetrad.agents.alfworld_env import AlfworldEnv, read_traj, run_expert
 from tetrad.agents.bc import BCConfig, train_bc
-from tetrad.agents.bc_data import bc_examples, encode_examples, load_trajectories, split_episodes
+from tetrad.agents.bc_data import bc_examples, encode_examples, expert_episodes, load_trajectories, split_episodes
 from tetrad.agents.bc_model import action_accuracy, action_logprobs, bc_model_dir, read_policy_file, resolve_device
 from tetrad.agents.dagger import ExpertLabelled
-from tetrad.agents.environments import environment
+from tetrad.agents.environments import TaskSet, environment
 from tetrad.agents.evaluate import EvalConfig, evaluate, make_policy
 from tetrad.agents.llm_policy import ActionScoringPolicy, action_response
 from tetrad.agents.handoff import scored_turns
@@ -82,7 +83,9 @@ def test_mean_action_score_is_the_length_normalised_log_likelihood(scorer):
 def expert_jsonl(alfworld_games, tmp_path_factory):
     _, folders, _ = alfworld_games
     out = tmp_path_factory.mktemp("bc") / "expert.jsonl"
-    export_expert_trajectories(folders[:2], out, max_steps=50)
+    tasks = TaskSet(functools.partial(AlfworldEnv, folders[:2], max_steps=50, expert=True),
+                    [read_traj(f)["task_type"] for f in folders[:2]])
+    expert_episodes("alfworld", tasks, out, seed=0)
     return folders, out
 
 

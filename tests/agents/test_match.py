@@ -53,6 +53,27 @@ def test_match_codes_mark_words_whatever_their_token_form(setup):
     assert set(section_words(prompt)[1]) >= {"click", "buy", "now"}
 
 
+def test_entity_bits_tell_a_visited_receptacle_from_one_of_the_same_kind():
+    history = [("You are in the middle of a room.", "go to cabinet 1"), ("The cabinet 1 is closed.", "open cabinet 1"),
+               ("You open the cabinet 1. In it, you see a mug 2.", "take mug 2 from cabinet 1")]
+    candidates = ["go to cabinet 1", "go to cabinet 3", "move mug 2 to cabinet 1"]
+    prompt = environment("alfworld").build_prompt("put a mug in shelf", "You pick up the mug 2 from the cabinet 1.",
+                                                  history, candidates, history_length=1)
+    tok = word_tokenizer([prompt] + candidates)
+    ids = [tok(c, add_special_tokens=False)["input_ids"] for c in candidates]
+    codes = [dict(zip(tok.convert_ids_to_tokens(i), k)) for i, k in zip(ids, match_codes(prompt, ids, tok))]
+    history_word, history_entity, observed_entity = 1 << 2, 1 << 6, 1 << 7
+    # "cabinet" and "3" are each in the history, so the word bits cannot tell the two apart...
+    assert codes[0][" cabinet"] & history_word and codes[1][" cabinet"] & history_word
+    assert codes[1][" 3"] & history_word  # "Observation 3" in the history's own numbering
+    # ...the entity bits can: cabinet 1 was visited, cabinet 3 never named
+    assert codes[0][" cabinet"] & history_entity and codes[0][" 1"] & history_entity
+    assert not codes[1][" cabinet"] & history_entity and not codes[1][" 3"] & history_entity
+    # the object in hand is the one the record says was taken, and it is named where the agent stands
+    assert codes[2][" mug"] & history_entity and codes[2][" 2"] & observed_entity
+    assert codes[2]["move"] < 16 and codes[2][" to"] < 16  # no entity, no entity bits
+
+
 def test_features_flow_through_bc_scoring_rl_and_a_saved_model(setup, tmp_path):
     prompt, tok = setup
     model = add_token_features(tiny_llama(tok, 32, 1, 2, 2048), 16)

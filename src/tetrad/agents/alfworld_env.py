@@ -301,20 +301,3 @@ class Alfworld(Environment):
     def metrics(self, episodes: list) -> dict[str, Any]:
         return {"take_grounded": take_grounded(episodes)}
 
-
-def export_expert_trajectories(games: list[Path], out: str | Path, max_steps: int = 50, seed: int = 0,
-                               only_won: bool = True) -> dict[str, Any]:
-    """Write one JSON line per expert episode (for behaviour cloning); returns counts per task type."""
-    from tetrad.core.io import atomic_write_text
-
-    env = AlfworldEnv(games, max_steps=max_steps, expert=True)
-    lines, counts = [], {}
-    for i in range(len(games)):
-        traj = run_expert(env, i, seed=seed + i)
-        c = counts.setdefault(traj["task_type"], {"episodes": 0, "won": 0})
-        c["episodes"] += 1
-        c["won"] += int(traj["won"])
-        if traj["won"] or not only_won:
-            lines.append(json.dumps(traj))
-    atomic_write_text(out, "".join(line + "\n" for line in lines))
-    return counts

@@ -20,6 +20,7 @@ from tetrad.agents.llm_policy import action_response, encode_prompt, encode_resp
 from tetrad.agents.match import match_codes
 from tetrad.core.errors import UserError
 from tetrad.core.io import atomic_write_text
+from tetrad.core.progress import progress
 
 
 def load_trajectories(path: str | Path) -> list[dict]:
@@ -43,18 +44,23 @@ def load_trajectories(path: str | Path) -> list[dict]:
     return episodes
 
 
+def play_expert(env: str | Environment, tasks: TaskSet, seed: int) -> list[dict]:
+    """Every game of `tasks` (built with `expert=True`) played once by the expert, game `g` with
+    seed `seed + g`, won or not."""
+    env, instance = environment(env), tasks.make_env()
+    return [env.run_expert(instance, game, seed=seed + game)
+            for game in progress(range(len(tasks)), desc="expert episodes")]
+
+
+def write_episodes(episodes: list[dict], out: str | Path) -> None:
+    atomic_write_text(out, "".join(json.dumps(ep) + "\n" for ep in episodes))
+
+
 def expert_episodes(env: str | Environment, tasks: TaskSet, out: Path, seed: int) -> list[dict]:
-    """The expert's won episodes of every game of `tasks` (built with `expert=True`), one per
-    game with seed `seed + game`, written to `out` as JSON lines (and read back from it when it
-    exists: a resumed run reuses them)."""
+    """The expert's won episodes of `tasks` (`play_expert`), written to `out` as JSON lines (and
+    read back from it when it exists: a resumed run reuses them)."""
     if not out.is_file():
-        env, played = environment(env), []
-        instance = tasks.make_env()
-        for game in range(len(tasks)):
-            episode = env.run_expert(instance, game, seed=seed + game)
-            if episode["won"]:
-                played.append(json.dumps(episode))
-        atomic_write_text(out, "".join(line + "\n" for line in played))
+        write_episodes([ep for ep in play_expert(env, tasks, seed) if ep["won"]], out)
     return load_trajectories(out)
 
 

@@ -66,12 +66,19 @@ def _make_games(args) -> int:
 
 
 def _expert_trajectories(args) -> int:
-    from tetrad.agents.alfworld_env import export_expert_trajectories, find_games
+    from tetrad.agents.bc_data import play_expert, write_episodes
+    from tetrad.agents.environments import environment
 
-    counts = export_expert_trajectories(find_games(args.games), args.out, args.max_steps, args.seed)
-    won = sum(c["won"] for c in counts.values())
-    total = sum(c["episodes"] for c in counts.values())
-    print(f"expert won {won}/{total} games; wrote the {won} won trajectories to {args.out}")
+    tasks = environment("alfworld").tasks("train", 0, games=args.games, expert=True, max_steps=args.max_steps)
+    episodes = play_expert("alfworld", tasks, args.seed)
+    counts: dict[str, dict[str, int]] = {}
+    for ep in episodes:
+        c = counts.setdefault(ep["task_type"], {"episodes": 0, "won": 0})
+        c["episodes"] += 1
+        c["won"] += int(ep["won"])
+    won = [ep for ep in episodes if ep["won"]]
+    write_episodes(won, args.out)
+    print(f"expert won {len(won)}/{len(episodes)} games; wrote the {len(won)} won trajectories to {args.out}")
     print(json.dumps(counts, indent=1))
     return 0
 

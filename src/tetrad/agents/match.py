@@ -3,7 +3,12 @@
 Each token of a candidate action gets a code saying whether its *word* occurs in each part of the
 prompt: the task line (bit 0), the skill block (bit 1), the history (bit 2), the current
 observation (bit 3). A word is the token's lower-cased letters and digits, so " black", "black"
-and " Black" are one word, and a punctuation token has none (code 0). The model adds a learned
+and " Black" are one word, and a punctuation token has none (code 0).
+
+Bits 4-7 say the same of the token's *entity*: a word followed by a number, such as ALFWorld's
+"cabinet 3" or "mug 2" (both tokens of the pair get the pair's bits). Word bits alone cannot tell
+"cabinet 3, visited" from "cabinet 1 visited, cabinet 3 not", since "cabinet" and "3" each occur
+somewhere in the history; the entity bits can, and also mark the object the record says was taken. The model adds a learned
 embedding of the code to the token's embedding (`tetrad.llm.models.add_token_features`), so
 "copy the word the task names" is one learned vector rather than a pairing of every word with
 its action form, which a model trained from scratch did not learn (docs/results/agents.md).
@@ -20,7 +25,7 @@ import re
 from tetrad.agents.rollout import prompt_sections
 
 SECTIONS = ("task", "skills", "history", "observation")
-N_CODES = 2 ** len(SECTIONS)
+N_CODES = 2 ** (2 * len(SECTIONS))  # word bits, then entity bits
 
 
 def word_of(text: str) -> str:
@@ -32,14 +37,39 @@ def section_words(prompt: str) -> list[set[str]]:
     return [set(re.findall(r"[0-9a-z]+", parts[name].lower())) for name in SECTIONS]
 
 
+def section_entities(prompt: str) -> list[set[str]]:
+    """Per part of the prompt, its entities: "<word> <number>" pairs, lower-cased."""
+    parts = prompt_sections(prompt)
+    return [{" ".join(pair) for pair in re.findall(r"([a-z]+)\s+(\d+)\b", parts[name].lower())}
+            for name in SECTIONS]
+
+
+def token_entities(words: list[str]) -> list[str]:
+    """Each token's entity (a word token followed by a number token, both get "word number"), or ""."""
+    out = [""] * len(words)
+    for i in range(len(words) - 1):
+        if words[i].isalpha() and words[i + 1].isdigit():
+            out[i] = out[i + 1] = f"{words[i]} {words[i + 1]}"
+    return out
+
+
 def match_codes(prompt: str, token_ids: list[list[int]], tokenizer) -> list[list[int]]:
-    """Per candidate, per token: the bit code of the prompt parts that contain the token's word."""
-    words = section_words(prompt)
+    """Per candidate, per token: the bit code of the prompt parts that contain the token's word
+    (bits 0-3) and its entity (bits 4-7)."""
+    words, entities = section_words(prompt), section_entities(prompt)
+    n = len(SECTIONS)
     out = []
     for ids in token_ids:
+        token_words = [word_of(piece) for piece in tokenizer.convert_ids_to_tokens(ids)]
+        # punctuation tokens carry no word and do not break an entity ("cabinet", " ", "3")
+        kept = [i for i, w in enumerate(token_words) if w]
+        token_entity = [""] * len(token_words)
+        for i, e in zip(kept, token_entities([token_words[i] for i in kept])):
+            token_entity[i] = e
         codes = []
-        for piece in tokenizer.convert_ids_to_tokens(ids):
-            w = word_of(piece)
-            codes.append(sum(1 << k for k, found in enumerate(words) if w and w in found))
+        for w, e in zip(token_words, token_entity):
+            code = sum(1 << k for k, found in enumerate(words) if w and w in found)
+            code += sum(1 << (n + k) for k, found in enumerate(entities) if e and e in found)
+            codes.append(code)
         out.append(codes)
     return out

@@ -69,7 +69,7 @@ def smollm2_gguf_path() -> Path:
 
 
 def _from_pretrained(path: str, gguf_file: str | None, dtype: torch.dtype):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     if not path or not os.path.isdir(path):
         raise UserError(f"model directory not found: {path or '<empty model.path>'}")
@@ -79,9 +79,11 @@ def _from_pretrained(path: str, gguf_file: str | None, dtype: torch.dtype):
         raise UserError(f"{path} is not a Hugging Face model directory (no config.json)")
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     tok = AutoTokenizer.from_pretrained(path, **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
-    if getattr(model.config, "token_feature_codes", 0):
-        _restore_token_features(model, path)
+    config = None if gguf_file else AutoConfig.from_pretrained(path)
+    if getattr(config, "token_feature_codes", 0):
+        model = _load_with_token_features(path, config, dtype)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
     if gguf_file:
         # transformers dequantises GGUF weights into ordinary tensors but keeps the GGUF
         # quantizer, which makes `save_pretrained` refuse; the model is a plain one now
@@ -144,16 +146,25 @@ def token_feature_codes(model) -> int:
     return features.num_embeddings if features is not None else 0
 
 
-def _restore_token_features(model, path: str) -> None:
+def _load_with_token_features(path: str, config, dtype: torch.dtype):
+    """A policy saved with token features: built from its config, the features added, then every
+    saved weight loaded and checked (`from_pretrained` would drop the features' weight as an
+    unexpected key, with a warning)."""
     from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
 
+    model = add_token_features(AutoModelForCausalLM.from_config(config, dtype=dtype), config.token_feature_codes)
     weights = {}
     for file in sorted(Path(path).glob("*.safetensors")):
-        weights.update({k: v for k, v in load_file(str(file)).items() if k.startswith("token_features.")})
-    if "token_features.weight" not in weights:
-        raise UserError(f"{path}: config.json declares token features but the weights hold none")
-    add_token_features(model, model.config.token_feature_codes)
-    model.token_features.load_state_dict({"weight": weights["token_features.weight"]})
+        weights.update(load_file(str(file)))
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if getattr(config, "tie_word_embeddings", False):  # the tied output weight is not saved twice
+        model.tie_weights()
+        missing = [k for k in missing if k != "lm_head.weight"]
+    if missing or unexpected:
+        raise UserError(f"{path}: the saved weights do not fit config.json "
+                        f"({'missing ' + missing[0] if missing else 'unexpected ' + unexpected[0]})")
+    return model.eval()
 
 
 def save_policy(model, tokenizer, directory: str | os.PathLike) -> Path:
