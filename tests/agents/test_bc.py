@@ -99,7 +99,8 @@ def test_examples_are_the_rollout_prompts_with_the_expert_action(expert_jsonl):
     second = ep["steps"][1]
     assert with_skills[1].prompt == environment("alfworld").build_prompt(ep["instruction"], second["observation"],
                                                  [(ep["steps"][0]["observation"], ep["steps"][0]["action"])],
-                                                 second["admissible_commands"], library.render("alfworld", ep["task_type"]))
+                                                 second["admissible_commands"],
+                                                 library.render("alfworld", ep["task_type"], instruction=ep["instruction"]))
     assert with_skills[1].response == f"<action>{second['action']}</action>"
     assert with_skills[1].candidates == second["admissible_commands"]
     assert "Skills that help" in with_skills[0].prompt and "Skills that help" not in with_skills[-1].prompt

@@ -30,6 +30,26 @@ def test_builtin_library_covers_every_task_type_and_category(library):
                                              active={"general", "alfworld-general"})  # withdrawn
 
 
+def test_object_sets_come_with_the_object_the_task_names(library):
+    text = library.render("alfworld", "pick_and_place_simple", instruction="put some alarmclock on desk")
+    where = "Where to find alarmclock: Look for alarmclock in or on: coffeetable, countertop, desk"
+    assert where in text and "Where to find apple" not in text
+    assert text.index("Search likely places first") < text.index(where) < text.index("Find, take, carry, place")
+    assert "Where to find" not in library.render("alfworld", "pick_and_place_simple")  # no instruction, no object
+
+
+def test_shipped_object_sets_are_the_generators_placements():
+    import yaml
+
+    from tetrad.agents.alfworld_games import where_objects_are_skills
+    from tetrad.agents.skills import BUILTIN
+
+    shipped = yaml.safe_load((BUILTIN / "alfworld" / "where_objects_are.yaml").read_text())
+    assert shipped == where_objects_are_skills(), "regenerate where_objects_are.yaml from where_objects_are_skills()"
+    mug = next(s for s in shipped if s["task_object"] == "mug")["skills"][0]["principle"]
+    assert "cabinet" in mug and "toilet" not in mug
+
+
 def test_skill_files_are_validated(tmp_path):
     (tmp_path / "a.yaml").write_text("name: x\nenvironment: alfworld\nskills:\n  - title: t\n    principle: p\n")
     with pytest.raises(UserError, match=r"a.yaml: field 'skills.0.when_to_apply' is required"):
@@ -41,6 +61,11 @@ def test_skill_files_are_validated(tmp_path):
     (tmp_path / "a.yaml").write_text("name: x\nenvironment: mars\nskills: []\n")
     with pytest.raises(UserError, match="environment"):
         SkillLibrary.load(tmp_path)
+    (tmp_path / "a.yaml").write_text("- name: x\n  environment: alfworld\n  task_object: mug\n  skills:\n"
+                                     "  - {title: t, principle: p, when_to_apply: w}\n- 3\n")
+    with pytest.raises(UserError, match="a mapping or a list of mappings"):
+        SkillLibrary.load(tmp_path)
+    (tmp_path / "a.yaml").unlink()
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no skill files"):
         SkillLibrary.load(tmp_path / "empty")

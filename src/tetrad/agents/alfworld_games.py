@@ -129,6 +129,28 @@ def pickupable_types() -> set[str]:
     return {t for t in holdable if "Sliced" not in t}
 
 
+def object_locations() -> dict[str, list[str]]:
+    """Per kind of object (as the game text names it, "alarmclock"), the kinds of fixed receptacle
+    the generator may place it in ("countertop", ...): the prior a searcher needs."""
+    constants, _ = _alfworld()
+    static = constants.RECEPTACLES - set(constants.MOVABLE_RECEPTACLES)
+    out: dict[str, set[str]] = {}
+    for rtype, objs in constants.VAL_RECEPTACLE_OBJECTS.items():
+        if rtype in static:
+            for obj in objs & pickupable_types():
+                out.setdefault(obj.lower(), set()).add(rtype.lower())
+    return {obj: sorted(out[obj]) for obj in sorted(out)}
+
+
+def where_objects_are_skills() -> list[dict]:
+    """The skill sets of `skills/alfworld/where_objects_are.yaml`, one per kind of object."""
+    return [{"name": f"where-{obj}", "environment": "alfworld", "task_object": obj,
+             "skills": [{"title": f"Where to find {obj}",
+                         "principle": f"Look for {obj} in or on: {', '.join(receptacles)}; it is kept nowhere else.",
+                         "when_to_apply": f"When the task needs {obj} and you have not seen one yet."}]}
+            for obj, receptacles in object_locations().items()]
+
+
 def _candidates(scene: Scene, task_type: str, split: str) -> list[tuple[str, str]]:
     """(object type, parent or lamp type) pairs the scene supports for this task, in this split."""
     constants, _ = _alfworld()

@@ -91,7 +91,7 @@ def bc_examples(episodes: list[dict], skill_flags: list[bool], library, history_
     env = environment(env)
     examples = []
     for ep, flag in zip(episodes, skill_flags):
-        context = library.render(env.name, ep["task_type"]) if flag else ""
+        context = library.render(env.name, ep["task_type"], instruction=ep["instruction"]) if flag else ""
         history: list[tuple[str, str]] = []
         for step in ep["steps"]:
             prompt = env.build_prompt(ep["instruction"], step["observation"], history,

@@ -175,7 +175,7 @@ def _play_wave(envs, policy, wave, flags, env: Environment, skills, active, max_
         idx = [i for i in range(len(wave)) if live[i]]
         prompts = []
         for i in idx:
-            ctx = skills.render(env.name, eps[i].task_type, active) if flags[i] else ""
+            ctx = skills.render(env.name, eps[i].task_type, active, eps[i].instruction) if flags[i] else ""
             prompts.append(env.build_prompt(eps[i].instruction, obs[i], histories[i],
                                             infos[i]["admissible_commands"], ctx, history_length))
         t0 = time.perf_counter()
