@@ -287,6 +287,13 @@ def test_bad_trajectory_files_are_user_errors(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"task_type": "x"}\n')
     with pytest.raises(UserError, match="needs 'instruction'"):
         load_trajectories(tmp_path / "bad.jsonl")
+    (tmp_path / "bad.jsonl").write_text('{"task_type": "x", "instruction": "y", "steps": [{"observation": "o", '
+                                        '"action": "look"}]}\n')
+    with pytest.raises(UserError, match="step 0 of the episode needs 'admissible_commands'"):
+        load_trajectories(tmp_path / "bad.jsonl")
+    (tmp_path / "bad.jsonl").write_text('{"task_type": "x", "instruction": "y", "steps": "look"}\n')
+    with pytest.raises(UserError, match="a list of mappings"):
+        load_trajectories(tmp_path / "bad.jsonl")
     with pytest.raises(UserError, match="no trained BC policy"):
         bc_model_dir(tmp_path)
 

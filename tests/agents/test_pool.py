@@ -49,3 +49,19 @@ def test_crashed_worker_is_restarted_and_its_episodes_fail(pool):
 def test_user_errors_inside_workers_reach_the_caller(pool, tmp_path):
     with pytest.raises(UserError, match="game folder"):
         pool.reset([{"game": str(tmp_path)}] + [None] * 3)
+
+
+def test_an_episode_that_crashed_at_reset_keeps_its_task_type():
+    from tetrad.agents.rollout import RandomPolicy, rollout
+
+    class CrashingEnvs:  # what the pool answers for a worker that died during reset
+        n_envs = 2
+
+        def reset(self, kwargs):
+            return [(CRASHED_OBSERVATION, {"won": False, "crashed": True, "admissible_commands": []})
+                    for _ in kwargs]
+
+    episodes = rollout(CrashingEnvs(), RandomPolicy("alfworld"), [{"game": 1, "seed": 0}, {"game": 0, "seed": 0}],
+                       "alfworld", game_types=["pick_and_place_simple", "pick_two_obj_and_place"])
+    assert [(e.task_type, e.crashed, e.turns) for e in episodes] == [("pick_two_obj_and_place", True, []),
+                                                                      ("pick_and_place_simple", True, [])]

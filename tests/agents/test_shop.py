@@ -27,6 +27,11 @@ def test_catalogue_is_seeded_varied_and_round_trips(products, tmp_path):
     (tmp_path / "bad.json").write_text('[{"asin": 1}]')
     with pytest.raises(UserError, match="malformed shop catalogue"):
         load_catalogue(tmp_path / "bad.json")
+    for text, message in (("[]", "holds no products"), ('{"products": []}', "a JSON list of products"),
+                          ("[1, 2", "not JSON")):
+        (tmp_path / "bad.json").write_text(text)
+        with pytest.raises(UserError, match=message):
+            load_catalogue(tmp_path / "bad.json")
 
 
 def test_goal_splits_are_disjoint_by_target(products):

@@ -45,6 +45,10 @@ def test_bad_files(tmp_path):
     bad.write_text("lr: [1, 2\n")
     with pytest.raises(UserError, match="not valid YAML"):
         load_config(Recipe, bad)
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00\x97 lr")
+    with pytest.raises(UserError, match="is not text"):
+        load_config(Recipe, binary)
     listy = tmp_path / "list.yaml"
     listy.write_text("- 1\n- 2\n")
     with pytest.raises(UserError, match="mapping"):

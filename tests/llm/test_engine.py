@@ -212,6 +212,10 @@ def test_loading_errors_and_hf_round_trip(tmp_path, policy):
     ids = torch.tensor([tok("1+2 =")["input_ids"]])
     assert tok2("1+2 =")["input_ids"] == ids[0].tolist()
     assert torch.allclose(model(ids).logits, again(ids).logits)
+    for garbage in ("{garbage", '{"model_type": "nonsense"}', '{"model_type": "llama", "hidden_size": "x"}'):
+        (tmp_path / "m" / "config.json").write_text(garbage)
+        with pytest.raises(UserError, match="cannot load the model in"):
+            load_policy(ModelSpec(kind="hf", path=str(tmp_path / "m")))
 
 
 DDP_SCRIPT = Path(__file__).with_name("ddp_update.py")

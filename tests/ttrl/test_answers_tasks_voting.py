@@ -150,6 +150,10 @@ def test_benchmark_files_and_bad_input(tmp_path):
     missing.write_text(json.dumps([{"prompt": "1+1?", "id": "p0"}]))
     with pytest.raises(UserError, match="lacks the field 'answer'"):
         load_benchmark(str(missing))
+    for bad in ({"prompt": None, "answer": "2"}, {"prompt": "1+1?", "answer": ""}, {"prompt": ["1+1?"], "answer": "2"}):
+        missing.write_text(json.dumps([bad]))
+        with pytest.raises(UserError, match="problem 0 has no text"):
+            load_benchmark(str(missing))
     empty = tmp_path / "e.json"
     empty.write_text("[]")
     with pytest.raises(UserError, match="non-empty"):

@@ -38,6 +38,12 @@ def load_trajectories(path: str | Path) -> list[dict]:
         missing = [k for k in ("task_type", "instruction", "steps") if k not in ep]
         if missing:
             raise UserError(f"{path} line {n}: an expert episode needs '{missing[0]}'")
+        if not isinstance(ep["steps"], list) or not all(isinstance(step, dict) for step in ep["steps"]):
+            raise UserError(f"{path} line {n}: an episode's 'steps' must be a list of mappings")
+        for k, step in enumerate(ep["steps"]):
+            missing = [key for key in ("observation", "admissible_commands", "action") if key not in step]
+            if missing:
+                raise UserError(f"{path} line {n}: step {k} of the episode needs '{missing[0]}'")
         episodes.append(ep)
     if not episodes:
         raise UserError(f"no expert episodes in {path}")

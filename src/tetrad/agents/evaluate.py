@@ -16,8 +16,8 @@ from typing import Literal
 from pydantic import field_validator
 
 from tetrad.agents.environments import EnvName, environment
-from tetrad.core.config import (NonNegativeFloat, NonNegativeInt, Parallel, ParallelOrZero, PositiveInt, RunConfig,
-                                validate_section)
+from tetrad.core.config import (NonNegativeFloat, NonNegativeInt, Parallel, ParallelOrZero, PositiveFloat,
+                                PositiveInt, RunConfig, validate_section)
 from tetrad.core.errors import UserError
 from tetrad.core.io import atomic_write_text
 from tetrad.core.rundir import RunDir
@@ -42,6 +42,7 @@ class EvalConfig(RunConfig):
     invalid_penalty: NonNegativeFloat = 0.1
     n_envs: Parallel = 4
     workers: ParallelOrZero = 2  # 0: environments in this process
+    worker_timeout: PositiveFloat = 120.0  # seconds a worker may take to answer before it is restarted
     n_products: PositiveInt = 2000
     catalogue: str = ""  # a catalogue JSON from `tetrad agents make-catalogue`; empty: generate
     # policy=llm: the model to load (tetrad.llm.models.ModelSpec fields); policy=smollm is kind=smollm2
@@ -121,13 +122,14 @@ def evaluate(cfg: EvalConfig) -> dict:
     n_episodes = cfg.episodes or n_games
     tasks = [{"game": i % n_games, "seed": cfg.seed + i} for i in range(n_episodes)]
     conditions = {"on": [True], "off": [False], "both": [True, False]}[cfg.skills]
-    envs = (EnvPool(make_env, cfg.n_envs, cfg.workers) if cfg.workers > 0
+    envs = (EnvPool(make_env, cfg.n_envs, cfg.workers, timeout=cfg.worker_timeout) if cfg.workers > 0
             else LocalEnvs([make_env() for _ in range(cfg.n_envs)]))
     episodes = []
     try:
         for flag in conditions:
             episodes += rollout(envs, policy, tasks, cfg.env, flag, library, max_steps=cfg.max_steps,
-                                history_length=history_length, invalid_penalty=cfg.invalid_penalty)
+                                history_length=history_length, invalid_penalty=cfg.invalid_penalty,
+                                game_types=tasks_of_split.types)
     finally:
         if isinstance(envs, EnvPool):
             envs.close()

@@ -133,13 +133,16 @@ class LocalEnvs:
 
 def rollout(envs, policy: Policy, tasks: list[dict], env: str | Environment, use_skills: list[bool] | bool = False,
             skills: SkillLibrary | None = None, active: set[str] | None = None, max_steps: int = 50,
-            history_length: int = 2, invalid_penalty: float = 0.1) -> list[Episode]:
+            history_length: int = 2, invalid_penalty: float = 0.1, game_types: list[str] | None = None
+            ) -> list[Episode]:
     """Play `tasks` (each `{"game": ..., "seed": ...}`) in waves of `envs.n_envs` episodes.
 
     `use_skills[i]` says whether task i's prompts carry the skills (rendered from `skills`,
     restricted to the `active` set names); the same game with and without skills is how SkillC
     pairs rollouts. Each info a policy sees carries `candidates`: the admissible commands with the
     free-text one completed (`Environment.candidates`), what a policy that ranks actions chooses among.
+    `game_types[game]` (the `TaskSet`'s types) names the task type of an episode whose environment
+    crashed at reset, before it could say.
     """
     env = environment(env)
     max_steps = env.step_limit(max_steps)
@@ -153,18 +156,19 @@ def rollout(envs, policy: Policy, tasks: list[dict], env: str | Environment, use
     for start in range(0, len(tasks), n):
         wave = tasks[start:start + n]
         episodes += _play_wave(envs, policy, wave, flags[start:start + n], env, skills, active, max_steps,
-                               history_length, invalid_penalty)
+                               history_length, invalid_penalty, game_types)
     return episodes
 
 
 def _play_wave(envs, policy, wave, flags, env: Environment, skills, active, max_steps, history_length,
-               invalid_penalty) -> list[Episode]:
+               invalid_penalty, game_types) -> list[Episode]:
     n = envs.n_envs
     resets = envs.reset([wave[i] if i < len(wave) else None for i in range(n)])
     eps, obs, infos, histories, live = [], [], [], [], []
     for i, task in enumerate(wave):
         o, info = resets[i]
-        ep = Episode(env.name, task.get("game"), task.get("seed"), info.get("task_type", ""),
+        task_type = info.get("task_type") or (game_types[task["game"]] if game_types and "game" in task else "")
+        ep = Episode(env.name, task.get("game"), task.get("seed"), task_type,
                      info.get("instruction", ""), flags[i], crashed=bool(info.get("crashed")))
         eps.append(ep)
         obs.append(o)

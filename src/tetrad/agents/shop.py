@@ -195,8 +195,15 @@ def load_catalogue(path: str | Path) -> list[Product]:
         raise UserError(f"shop catalogue not found: {path}")
     try:
         rows = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"malformed shop catalogue {path}: not JSON") from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise UserError(f"malformed shop catalogue {path}: must be a JSON list of products")
+    if not rows:
+        raise UserError(f"shop catalogue {path} holds no products")
+    try:
         return [Product(**r) for r in rows]
-    except (json.JSONDecodeError, TypeError) as e:
+    except TypeError as e:
         raise UserError(f"malformed shop catalogue {path}: {e}") from None
 
 

@@ -104,6 +104,8 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
         line = getattr(getattr(e, "problem_mark", None), "line", None)
         where = f" (line {line + 1})" if line is not None else ""
         raise UserError(f"config file {path} is not valid YAML{where}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"config file {path} is not text (UTF-8)") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

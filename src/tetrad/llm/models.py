@@ -78,12 +78,18 @@ def _from_pretrained(path: str, gguf_file: str | None, dtype: torch.dtype):
     if gguf_file is None and not os.path.isfile(os.path.join(path, "config.json")):
         raise UserError(f"{path} is not a Hugging Face model directory (no config.json)")
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
-    tok = AutoTokenizer.from_pretrained(path, **kwargs)
-    config = None if gguf_file else AutoConfig.from_pretrained(path)
-    if getattr(config, "token_feature_codes", 0):
-        model = _load_with_token_features(path, config, dtype)
-    else:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, **kwargs)
+        config = None if gguf_file else AutoConfig.from_pretrained(path)
+        if getattr(config, "token_feature_codes", 0):
+            model = _load_with_token_features(path, config, dtype)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
+    except UserError:
+        raise
+    except Exception as e:  # a directory from elsewhere: transformers' many ways of not loading it
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise UserError(f"cannot load the model in {path}: {type(e).__name__}: {first}") from None
     if gguf_file:
         # transformers dequantises GGUF weights into ordinary tensors but keeps the GGUF
         # quantizer, which makes `save_pretrained` refuse; the model is a plain one now

@@ -100,6 +100,9 @@ def load_benchmark(path: str, size: int = 0) -> TaskSet:
         missing = [k for k in ("prompt", "answer") if not isinstance(item, dict) or k not in item]
         if missing:
             raise UserError(f"benchmark file {path}: problem {i} lacks the field '{missing[0]}'")
+        empty = [k for k in ("prompt", "answer") if not isinstance(item[k], (str, int, float)) or str(item[k]) == ""]
+        if empty:  # null, a list or "" would train on the text "None", "[...]" or nothing
+            raise UserError(f"benchmark file {path}: problem {i} has no text in '{empty[0]}'")
     data = data[:size] if size > 0 else data
     ids = [str(item.get("id", f"{os.path.basename(path)}/{i}")) for i, item in enumerate(data)]
     return TaskSet(ids, [str(d["prompt"]) for d in data], [str(d["answer"]) for d in data],
