@@ -3,7 +3,7 @@ import json
 import pytest
 
 from tetrad.core.errors import UserError
-from tetrad.skillc.compare import CompareConfig, _settings, compare, paired_interval, variant_config
+from tetrad.skillc.compare import CompareConfig, _settings, compare, variant_config
 
 
 def fake_summary(success: float, score: float) -> dict:
@@ -13,11 +13,6 @@ def fake_summary(success: float, score: float) -> dict:
     return {"env": "shop", "steps": 20, "test": test,
             "cost": {k: 1.0 for k in ("step_seconds", "rollout_seconds", "update_seconds", "env_seconds",
                                       "model_seconds")} | {"skill_rollout_share": 0.3}}
-
-
-def test_paired_interval_is_the_t_interval_of_the_differences():
-    mean, half = paired_interval([0.1, 0.2, 0.3])
-    assert mean == pytest.approx(0.2) and half == pytest.approx(4.302653 * 0.1 / 3 ** 0.5, rel=1e-5)
 
 
 def test_compare_makes_its_tables_from_committed_summaries_and_refuses_other_settings(tmp_path):

@@ -14,17 +14,16 @@ and draw the same training games), as paired differences with a 95% t interval o
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field
-from scipy import stats as scipy_stats
 
 from tetrad.agents.environments import environment
 from tetrad.core.config import Config, Seed
 from tetrad.core.errors import UserError
 from tetrad.core.io import atomic_write_json, write_marked_block
+from tetrad.core.stats import paired_t_interval
 from tetrad.core.rundir import finished_summary
 from tetrad.skillc.recipe import SkillCConfig, train
 
@@ -86,16 +85,6 @@ def run_or_reuse(run: SkillCConfig, results_dir: Path) -> dict:
     return summary
 
 
-def paired_interval(diffs: list[float]) -> tuple[float, float]:
-    """Mean of paired differences and the half-width of its 95% t interval (nan for one seed)."""
-    n = len(diffs)
-    mean = sum(diffs) / n
-    if n < 2:
-        return mean, float("nan")
-    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
-    return mean, float(scipy_stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
-
-
 def report(summaries: dict[str, dict[int, dict]], command: str, seconds: float) -> str:
     """The results block: per test split, skill-free success and score per method (mean over
     seeds), the paired difference from SkillC with 95% CIs, skill-free success per task type, and
@@ -124,7 +113,7 @@ def report(summaries: dict[str, dict[int, dict]], command: str, seconds: float) 
                 if variant == "skillc" or not paired:
                     cells.append("")
                 else:
-                    mean, half = paired_interval(paired)
+                    mean, half = paired_t_interval(paired)
                     cells.append(f"{mean:+.3f} [{mean - half:+.3f}, {mean + half:+.3f}]")
             lines.append(f"| {variant} | {len(seeds)} | {_mean(o['success'] for o in off):.3f} | "
                          f"{_mean(o['score'] for o in off):.3f} | {_mean(o['success'] for o in on):.3f} | "
