@@ -151,6 +151,21 @@ def test_pretrain_learns_saves_and_is_reused(tmp_path):
     assert weights.stat().st_mtime_ns == stamp
 
 
+def test_pretrain_keeps_the_most_contested_evaluation(tmp_path):
+    cfg = PretrainConfig(root=str(tmp_path), model=TINY, tasks=TASKS, train_size=500, steps=30, batch_size=32,
+                         eval_samples=4, eval_every=10, keep="most_contested")
+    summary = pretrain(cfg)
+    log = [json.loads(line) for line in (tmp_path / "ttrl/pretrain/metrics.jsonl").read_text().splitlines()]
+    measured = {r["step"]: r["share_10_to_50"] for r in log if "share_10_to_50" in r}
+    assert sorted(measured) == [10, 20, 30]
+    best = max(measured, key=lambda k: (measured[k], -k))  # the first of the largest
+    assert summary["kept_step"] == best
+    # the kept weights are re-evaluated at the end: the same sampling seed gives the same spread
+    assert summary["share_10_to_50"] == measured[best]
+    with pytest.raises(UserError, match="needs eval_every"):
+        pretrain(PretrainConfig(root=str(tmp_path / "x"), model=TINY, tasks=TASKS, keep="most_contested"))
+
+
 def test_compare_writes_the_table_between_markers_and_reuses_finished_runs(tmp_path):
     from tetrad.ttrl.compare import CompareConfig, compare
 

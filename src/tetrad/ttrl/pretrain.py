@@ -3,17 +3,21 @@
 A tiny Llama with a character tokenizer, trained from scratch by supervised next-token loss on
 reasoning-gym arithmetic (the same generator and knobs as the TTRL test set, other seeds, test
 expressions removed), stopped early so that it solves some test problems reliably, some sometimes
-and some rarely. The model is saved as a Hugging Face directory under the run directory
+and some rarely. With `eval_every`, the spread over the test problems is measured during training
+and logged; `keep: most_contested` then keeps the weights of the evaluation with the largest share
+of problems solved 10-50% of the time (the ones TTRL can learn or lose), rather than the last.
+The model is saved as a Hugging Face directory under the run directory
 (`runs/ttrl/<name>/model`) and reused when present.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import torch
 
-from tetrad.core.config import NonNegativeFloat, PositiveFloat, PositiveInt, RunConfig, Share
+from tetrad.core.config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, RunConfig, Share
 from tetrad.core.errors import UserError
 from tetrad.core.progress import progress
 from tetrad.core.rundir import RunDir
@@ -38,6 +42,8 @@ class PretrainConfig(RunConfig):
     eval_samples: PositiveInt = 32
     eval_temperature: NonNegativeFloat = 1.0
     max_new_tokens: PositiveInt = 6
+    eval_every: NonNegativeInt = 0  # steps between measurements of the spread (0: only at the end)
+    keep: Literal["last", "most_contested"] = "last"
 
 
 def model_dir(cfg: PretrainConfig) -> Path:
@@ -69,7 +75,20 @@ def pretrain(cfg: PretrainConfig) -> dict:
     model, tok = load_policy(cfg.model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(cfg.steps, cfg.warmup_ratio, 0.05))
+    if cfg.keep == "most_contested" and not cfg.eval_every:
+        raise UserError("keep=most_contested needs eval_every > 0 (the spread is measured every eval_every steps)")
+    params = SamplingParams(temperature=cfg.eval_temperature, max_new_tokens=cfg.max_new_tokens)
+
+    def measure() -> dict:
+        # every measurement draws the same sampling noise (and none from training's generator), so
+        # spreads at different steps differ by the weights only, and the kept weights measure again
+        # exactly as they did
+        with torch.random.fork_rng():
+            torch.manual_seed(cfg.seed)
+            return evaluate(model, tok, test, cfg.eval_samples, params)
+
     gen = torch.Generator().manual_seed(cfg.seed)
+    kept: dict = {}
     for step in progress(range(1, cfg.steps + 1), desc="pretrain"):
         idx = torch.randint(len(pairs), (cfg.batch_size,), generator=gen).tolist()
         batch = [pairs[i] for i in idx]
@@ -79,13 +98,24 @@ def pretrain(cfg: PretrainConfig) -> dict:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
+        record = {}
         if step == 1 or step % 50 == 0 or step == cfg.steps:
-            run.log(step, {"loss": float(loss.detach()), "lr": sched.get_last_lr()[0]})
-    params = SamplingParams(temperature=cfg.eval_temperature, max_new_tokens=cfg.max_new_tokens)
-    ev = evaluate(model, tok, test, cfg.eval_samples, params)
+            record = {"loss": float(loss.detach()), "lr": sched.get_last_lr()[0]}
+        if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
+            ev = measure()
+            record |= {"pass@1": ev["pass@1"], **spread(ev["per_problem"])}
+            if cfg.keep == "most_contested" and record["share_10_to_50"] > kept.get("share_10_to_50", -1.0):
+                kept = {"step": step, "share_10_to_50": record["share_10_to_50"],
+                        "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+        if record:
+            run.log(step, record)
+    if kept:
+        model.load_state_dict(kept["state"])
+    ev = measure()
     summary = {"pass@1": ev["pass@1"], f"maj@{cfg.eval_samples}": ev[f"maj@{cfg.eval_samples}"],
                **spread(ev["per_problem"]), "per_problem_accuracy": ev["per_problem"].tolist(),
-               "parameters": sum(p.numel() for p in model.parameters()), "train_problems": len(pairs)}
+               "parameters": sum(p.numel() for p in model.parameters()), "train_problems": len(pairs),
+               "kept_step": kept.get("step", cfg.steps)}
     save_policy(model, tok, out)
     run.write_summary(summary)
     run.close()
