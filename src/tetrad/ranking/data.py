@@ -26,7 +26,7 @@ from tetrad.data.ctr_synthetic import CTRSchema, FeatureSpec
 from tetrad.data.parquet import open_dataset
 
 LABELS = ("click", "conversion")
-TRUE_PROBS = ("p_click", "p_ctcvr")
+TRUE_PROBS = ("p_click", "p_ctcvr", "p_click_additive", "p_ctcvr_additive")  # oracle, additive oracle
 
 
 @dataclass
@@ -40,6 +40,8 @@ class Batch:
     conversion: torch.Tensor  # [B] float32, 0 unless clicked
     p_click: torch.Tensor | None = None
     p_ctcvr: torch.Tensor | None = None
+    p_click_additive: torch.Tensor | None = None  # the teacher without its interaction terms
+    p_ctcvr_additive: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.scenario)

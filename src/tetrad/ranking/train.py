@@ -79,7 +79,20 @@ def prepare_dataset(cfg: DataConfig, seed: int = 0) -> Path:
 
             movielens_multitask(path, negatives=cfg.movielens_negatives, seed=seed)
     barrier()
+    if cfg.source == "synthetic":
+        _check_generated_with(path, cfg.synthetic)
     return path
+
+
+def _check_generated_with(path: Path, synthetic: SyntheticCTRConfig) -> None:
+    """A synthetic log found at `path` must be the one these settings generate: a log made with
+    other settings, or by an earlier teacher, would be trained on silently."""
+    extra = CTRSchema.load(path).extra
+    saved = extra.get("generator")
+    if saved != synthetic.model_dump() or "teacher" not in extra:
+        differ = [k for k in synthetic.model_dump() if (saved or {}).get(k) != getattr(synthetic, k)]
+        why = f"other settings ({', '.join(differ)})" if differ else "an earlier version of the teacher"
+        raise UserError(f"the synthetic log at {path} was generated with {why}: delete it or set another data.path")
 
 
 def load_features(cfg: DataConfig, path: Path) -> tuple[CTRSchema, FeatureSet]:
@@ -92,10 +105,13 @@ def load_features(cfg: DataConfig, path: Path) -> tuple[CTRSchema, FeatureSet]:
 
 def evaluate(model: RankingModel, path: Path, schema: CTRSchema, features: FeatureSet, batch_size: int,
              max_rows: int = 0, device: torch.device = torch.device("cpu")) -> dict[str, float]:
-    """CTR and CTCVR AUC / GAUC / logloss, overall and per scenario (+ the oracle's, if known)."""
+    """CTR and CTCVR AUC / GAUC / logloss, overall and per scenario; when the data has true
+    probabilities, the same for the oracle (`oracle/...`) and the additive oracle, the teacher
+    without its interaction terms (`additive/...`)."""
     model.eval()
+    truths = ("true_ctr", "true_ctcvr", "additive_ctr", "additive_ctcvr") if schema.has_true_probs else ()
     cols: dict[str, list[np.ndarray]] = {k: [] for k in ("p_ctr", "p_ctcvr", "click", "conversion", "user",
-                                                        "scenario", "true_ctr", "true_ctcvr")}
+                                                        "scenario", *truths)}
     rows = 0
     with torch.no_grad():
         for b in iter_batches(path, features, batch_size, drop_last=False, with_probs=schema.has_true_probs):
@@ -106,15 +122,17 @@ def evaluate(model: RankingModel, path: Path, schema: CTRSchema, features: Featu
                          ("user", b.user), ("scenario", b.scenario)):
                 cols[k].append(v.cpu().numpy())
             if schema.has_true_probs:
-                cols["true_ctr"].append(b.p_click.numpy())
-                cols["true_ctcvr"].append(b.p_ctcvr.numpy())
+                for k, v in zip(truths, (b.p_click, b.p_ctcvr, b.p_click_additive, b.p_ctcvr_additive)):
+                    cols[k].append(v.numpy())
             rows += len(b)
     model.train()
     data = {k: np.concatenate(v)[: max_rows or None] for k, v in cols.items() if v}
     out: dict[str, float] = {"eval_rows": float(len(data["click"]))}
     names = list(schema.scenarios)  # by batch scenario id: the main scenario is id 0
     names[0], names[features.main_scenario] = names[features.main_scenario], names[0]
-    scorers = [("", "p_ctr", "p_ctcvr")] + ([("oracle/", "true_ctr", "true_ctcvr")] if schema.has_true_probs else [])
+    scorers = [("", "p_ctr", "p_ctcvr")]
+    if schema.has_true_probs:
+        scorers += [("oracle/", "true_ctr", "true_ctcvr"), ("additive/", "additive_ctr", "additive_ctcvr")]
     for prefix, ctr_key, ctcvr_key in scorers:
         for task, label, score in (("ctr", "click", ctr_key), ("ctcvr", "conversion", ctcvr_key)):
             out.update(_task_metrics(f"{prefix}{task}", data[label], data[score], data["user"]))
