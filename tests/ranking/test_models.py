@@ -6,7 +6,8 @@ from tetrad.core.errors import UserError
 from tetrad.data.ctr_synthetic import SyntheticCTRConfig, synthetic_schema
 from tetrad.ranking.data import iter_batches, select_features
 from tetrad.ranking.heads import multitask_loss
-from tetrad.ranking.models import BACKBONES, ModelConfig, build_model, dense_parameter_count, resolve_config
+from tetrad.ranking.models import (BACKBONES, ModelConfig, backbone_parameter_count, build_model, dense_parameter_count,
+                                   head_parameter_count, resolve_config)
 from tetrad.ranking.train import TrainConfig
 
 SYNTHETIC_FEATURES = select_features(synthetic_schema(SyntheticCTRConfig()))
@@ -24,12 +25,14 @@ def test_15m_preset_matches_the_paper_and_1b_builds_on_meta():
 
 
 @pytest.mark.parametrize("preset", ["tiny", "15m", "1b"])
-def test_baselines_are_matched_to_mtmixatt_parameter_count(preset):
-    target = dense_parameter_count(build_model(ModelConfig(preset=preset), SYNTHETIC_FEATURES, device="meta"))
+def test_backbones_are_matched_to_mtmixatts_and_heads_are_identical(preset):
+    reference = build_model(ModelConfig(preset=preset), SYNTHETIC_FEATURES, device="meta")
+    target, heads = backbone_parameter_count(reference), head_parameter_count(reference)
     for name in BACKBONES:
-        n = dense_parameter_count(build_model(ModelConfig(name=name, preset=preset), SYNTHETIC_FEATURES,
-                                              device="meta"))
-        assert abs(n - target) / target < 0.10, name
+        model = build_model(ModelConfig(name=name, preset=preset), SYNTHETIC_FEATURES, device="meta")
+        assert abs(backbone_parameter_count(model) - target) / target < 0.05, name
+        assert head_parameter_count(model) == heads, name  # one common width before the heads
+        assert dense_parameter_count(model) > backbone_parameter_count(model) + head_parameter_count(model)
 
 
 def test_explicit_fields_win_over_the_preset_and_bad_names_are_user_errors():

@@ -32,7 +32,8 @@ from tetrad.core.seeding import seed_everything
 from tetrad.data.ctr_synthetic import SCHEMA_FILE, CTRSchema, SyntheticCTRConfig
 from tetrad.ranking.data import FeatureSet, check_dataset, iter_batches, select_features
 from tetrad.ranking.heads import multitask_loss, probabilities
-from tetrad.ranking.models import ModelConfig, RankingModel, build_model, dense_parameter_count, resolve_config
+from tetrad.ranking.models import (ModelConfig, RankingModel, backbone_parameter_count, build_model,
+                                   dense_parameter_count, head_parameter_count, resolve_config)
 
 
 MODEL_FILE = "model.json"
@@ -210,7 +211,9 @@ def train(cfg: TrainConfig) -> dict:
     summary: dict = {}
     if is_main():
         metrics = evaluate(model, path / "eval", schema, features, cfg.eval_batch_size, cfg.eval_rows, info.device)
-        summary = {"model": resolved.name, "preset": resolved.preset, "dense_params": n_params, "steps": total,
+        summary = {"model": resolved.name, "preset": resolved.preset, "dense_params": n_params,
+                   "backbone_params": backbone_parameter_count(model), "head_params": head_parameter_count(model),
+                   "steps": total,
                    "train_seconds": seconds,
                    "train_samples_per_s": (total - start) * cfg.batch_size / max(seconds, 1e-9),
                    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
