@@ -1,13 +1,17 @@
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
+from tetrad.core.config import load_config
 from tetrad.core.errors import UserError
 from tetrad.core.rundir import RunDir
 from tetrad.demo import DemoConfig
-from tetrad.ranking.compare import CompareConfig, compare, paired_difference, render
+from tetrad.ranking.compare import DEFAULT_ABLATIONS, CompareConfig, _check, compare, paired_difference, render
 from tetrad.ranking.demo import demo_part
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_compare_writes_tables_with_paired_intervals_from_committed_summaries(tmp_path, small_log):
@@ -80,3 +84,10 @@ def test_text_after_the_marker_survives_a_rerun(tmp_path, small_log):
                         train={"batch_size": 128, "steps": 2}, results_dir=str(tmp_path / "results"), out=str(out))
     text = compare(cfg).read_text()
     assert "old table" not in text and text.endswith("## Speed\nkept\n") and "| dnn |" in text
+
+
+@pytest.mark.parametrize("name", ["compare.yaml", "compare_5m.yaml"])
+def test_shipped_compare_configs_check_every_run_and_ablate_every_switch(name):
+    cfg = load_config(CompareConfig, REPO / "configs" / "ranking" / name)
+    _check(cfg)  # every run's config (models, ablations, learning-rate trials) validates before any run starts
+    assert set(cfg.ablations) == set(DEFAULT_ABLATIONS) and cfg.lr_grid and cfg.train["bootstrap"] > 0

@@ -16,7 +16,7 @@ the embedding tables, the usual way ranking papers size their models).
 from __future__ import annotations
 
 import math
-from typing import Annotated, Callable
+from typing import Annotated, Callable, Literal
 
 import torch
 from pydantic import Field
@@ -50,17 +50,17 @@ class ModelConfig(Config):
     experts: Parallel = 3
     shared_experts: ParallelOrZero = 1
     # MTmixAtt
-    topk_features: NonNegativeInt = 0  # 0: ceil(n_features / tokens)
-    grouping: str = "auto"  # auto | manual | random
+    topk_features: NonNegativeInt = 0  # 0: max(2, ceil(n_features / tokens)); learned grouping needs >= 2
+    grouping: Literal["auto", "manual", "random"] = "auto"
     groups: list[list[str]] = []  # manual grouping; empty: contiguous groups of the same field family
     grouping_seed: Seed = 0
-    mixing: str = "orthogonal"  # orthogonal | zero | transpose | none
-    dense_gate: str = "sigmoid"  # sigmoid | relu | none
+    mixing: Literal["orthogonal", "zero", "transpose", "none"] = "orthogonal"
+    dense_gate: Literal["sigmoid", "relu", "none"] = "sigmoid"
     sparse_moe: bool = True
     scenario_shared_experts: ParallelOrZero = 2
     scenario_top_k: NonNegativeInt = 1  # 0: only the own scenario's expert (and the shared ones)
     gamma: NonNegativeFloat = 1.0
-    norm: str = "postnorm_r"  # postnorm_r | postnorm | prenorm
+    norm: Literal["postnorm_r", "postnorm", "prenorm"] = "postnorm_r"
     # baselines
     compression: PositiveInt = 40  # WuKong
     lowrank: PositiveInt = 64  # HiFormer
@@ -239,7 +239,7 @@ def _build(cfg: ModelConfig, features: FeatureSet, device) -> RankingModel:
 def _manual_groups(cfg: ModelConfig, features: FeatureSet) -> list[list[int]] | None:
     if cfg.grouping != "manual":
         return None
-    k = cfg.topk_features or math.ceil(features.n_features / cfg.tokens)
+    k = cfg.topk_features or max(2, math.ceil(features.n_features / cfg.tokens))
     groups = cfg.groups or field_family_groups(features, cfg.tokens, k)
     index = {name: i for i, name in enumerate(features.names)}
     unknown = [name for g in groups for name in g if name not in index]
