@@ -24,7 +24,8 @@ def test_compare_writes_tables_with_paired_intervals_from_committed_summaries(tm
     out = compare(cfg)
     text = out.read_text()
     assert "| mtmixatt |" in text and "| dnn |" in text and "oracle (true probabilities)" in text
-    assert "additive oracle" in text and "| norm=prenorm |" in text and (tmp_path / "docs" / "ranking_syn.png").is_file()
+    assert "additive oracle" in text and "| norm=prenorm |" in text
+    assert (tmp_path / "docs" / "ranking_syn.png").is_file()
     runs = [json.loads((tmp_path / f"results/c-syn-{v}-s{s}.json").read_text())["summary"]
             for v in ("mtmixatt", "dnn") for s in (0, 1)]
     mean = (runs[0]["ctr_auc"] + runs[1]["ctr_auc"]) / 2

@@ -17,7 +17,7 @@ from tetrad.core.errors import UserError
 from tetrad.ranking.data import iter_batches
 from tetrad.ranking.export import export_onnx, load_trained
 from tetrad.ranking.heads import probabilities
-from tetrad.ranking.train import TrainConfig, _stream, train, warmup
+from tetrad.ranking.train import DataConfig, TrainConfig, _stream, prepare_dataset, train, warmup
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -109,6 +109,11 @@ def test_config_mistakes_are_user_errors(tmp_path, small_log):
         train(cfg(tmp_path, log, name="big", batch_size=100_000))
     with pytest.raises(UserError, match="schema.json"):
         train(cfg(tmp_path, log, name="x", data={"path": str(tmp_path / "none")}))
+    generated = {"source": "synthetic", "path": str(tmp_path / "syn"), "synthetic": {"rows": 2_000, "users": 50,
+                                                                                    "items": 100}}
+    prepare_dataset(DataConfig.model_validate(generated))
+    with pytest.raises(UserError, match=r"other settings \(rows\)"):  # a stale log is never trained on silently
+        prepare_dataset(DataConfig.model_validate({**generated, "synthetic": {**generated["synthetic"], "rows": 3_000}}))
 
 
 def test_validation_slice_is_held_out_and_learning_rate_warms_up(tmp_path, small_log):
