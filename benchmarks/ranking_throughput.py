@@ -2,7 +2,7 @@
 
     python benchmarks/ranking_throughput.py [--preset 15m] [--batch 512] [--steps 5] [--threads 2] [--rounds 1]
 
-For each model at the preset (baselines matched to MTmixAtt's dense parameter count):
+For each model at the preset (baselines' backbones matched to MTmixAtt's):
 training samples/s (forward + backward + Adam), inference samples/s (no grad), FLOPs per
 sample of one forward pass (counted by torch.utils.flop_counter: matmuls, convolutions,
 attention) and MFU = achieved training FLOP/s / peak, where training FLOPs = 3 x forward

@@ -28,7 +28,8 @@ ZERO_MEANS = {
     "ranking.models.ModelConfig": {"ffn_hidden", "shared_experts", "topk_features", "scenario_shared_experts",
                                    "scenario_top_k", "adapter_rank"},
     "ranking.train.DataConfig": {"movielens_negatives"},
-    "ranking.train.TrainConfig": {"steps", "eval_rows", "threads"},
+    "ranking.train.TrainConfig": {"steps", "eval_rows", "threads", "valid_rows", "bootstrap"},
+    "ranking.compare.CompareConfig": {"lr_trial_steps"},
     "ttrl.tasks.TaskConfig": {"size"},
     "ttrl.recipe.TTRLConfig": {"sample_chunk", "eval_every"},
     "ttrl.tracking.StopConfig": {"window"},
@@ -47,7 +48,7 @@ NON_EMPTY = {"ks", "seeds", "variants", "methods", "datasets", "head_hidden"}
 YAML_CLASSES = [
     ("agents/bc*.yaml", "tetrad.agents.bc.BCConfig"),
     ("agents/eval_*.yaml", "tetrad.agents.evaluate.EvalConfig"),
-    ("ranking/compare.yaml", "tetrad.ranking.compare.CompareConfig"),
+    ("ranking/compare*.yaml", "tetrad.ranking.compare.CompareConfig"),
     ("ranking/mtmixatt_*.yaml", "tetrad.ranking.train.TrainConfig"),
     ("sid/*.yaml", "tetrad.semantic_ids.train.SidConfig"),
     ("skillc/compare.yaml", "tetrad.skillc.compare.CompareConfig"),

@@ -136,3 +136,22 @@ def test_resume_with_other_settings_is_refused_naming_the_keys(tmp_path):
         RunDir("sys", Tuned(root=str(tmp_path), name="t", lr=0.2, model=Section(width=4), resume=True))
     assert "lr: 0.1" in (tmp_path / "sys/t/config.yaml").read_text()  # the saved settings are kept
     RunDir("sys", Tuned(root=str(tmp_path), name="t", resume=True)).close()  # the same settings resume
+
+
+def test_committed_summary_is_reused_across_sessions_and_refused_under_other_settings(tmp_path):
+    from tetrad.core.config import RunConfig
+    from tetrad.core.rundir import committed_summary
+
+    calls = []
+
+    def run(cfg):
+        calls.append(cfg.name)
+        return {"auc": 0.7 + cfg.seed}
+
+    cfg = RunConfig(name="a", seed=0, root=str(tmp_path / "runs"))
+    assert committed_summary("sys", cfg, tmp_path / "results", run) == {"auc": 0.7}
+    # another session: no run directory, another root; the committed file alone answers
+    moved = cfg.model_copy(update={"root": str(tmp_path / "elsewhere"), "resume": True})
+    assert committed_summary("sys", moved, tmp_path / "results", run) == {"auc": 0.7} and calls == ["a"]
+    with pytest.raises(UserError, match="other settings \\(seed\\)"):
+        committed_summary("sys", cfg.model_copy(update={"seed": 1}), tmp_path / "results", run)

@@ -7,7 +7,8 @@ import pytest
 from tetrad.core.config import load_config
 from tetrad.core.errors import UserError
 from tetrad.core.metrics import auc
-from tetrad.data.ctr_synthetic import CTRSchema, SyntheticCTRConfig, generate
+from tetrad.data.ctr_synthetic import (CTRSchema, SyntheticCTRConfig, Teacher, _World, attribute_latent, generate,
+                                       pure_interaction, synthetic_schema)
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +62,35 @@ def test_heavy_tails_many_impressions_per_user_and_scenarios_differ(log):
     assert np.corrcoef(lift.iloc[0].fillna(0), lift.iloc[1].fillna(0))[0, 1] < 0.95
     lens = df["user_tags"].map(len)
     assert lens.min() >= 1 and lens.max() <= 5
+
+
+def test_default_log_rewards_interactions_the_additive_oracle_is_far_below_the_oracle(tmp_path):
+    # the signal must live in feature interactions: the teacher without them ranks much worse
+    teacher = generate(tmp_path / "default", SyntheticCTRConfig()).extra["teacher"]
+    for task in ("ctr", "ctcvr"):
+        assert teacher[f"oracle/{task}_auc"] - teacher[f"additive/{task}_auc"] >= 0.1, teacher
+    frame = pds.dataset(str(tmp_path / "default" / "eval")).to_table().to_pandas()
+    assert abs(auc(frame["click"], frame["p_click_additive"]) - teacher["additive/ctr_auc"]) < 1e-9
+
+
+def test_crosses_are_pure_interactions_and_latents_come_from_attributes():
+    table = pure_interaction(np.random.default_rng(0).normal(size=(3, 24, 30)))
+    for axis in range(3):  # every one-way marginal is zero: no additive model can express any of it
+        others = tuple(a for a in range(3) if a != axis)
+        assert np.abs(table.mean(axis=others)).max() < 1e-5
+    rng = np.random.default_rng(0)
+    attrs = {"a": rng.integers(0, 20, 5_000), "b": rng.integers(0, 5, 5_000)}
+    latent = attribute_latent(attrs, [("a", 20, 0.8), ("b", 5, 0.5)], 4, rng)
+    assert abs(latent.var() - 1.0) < 0.15
+    # rows sharing both attributes share most of their latent: the noise is the small rest
+    same = (attrs["a"] == attrs["a"][0]) & (attrs["b"] == attrs["b"][0])
+    assert np.corrcoef(latent[same][0], latent[same][1:].mean(0))[0, 1] > 0.8
+    cfg = SyntheticCTRConfig(users=300, items=500)
+    world = _World(cfg, np.random.default_rng(1))
+    teacher = Teacher(cfg, synthetic_schema(cfg), world, np.random.default_rng(2))
+    cat = world.item_attr["item_category"]  # the category tree: a category has one top-level category
+    assert all(len(set(world.item_attr["item_l1_category"][cat == c])) == 1 for c in np.unique(cat))
+    assert teacher.user_latent.shape == (300, cfg.latent_dim)
 
 
 def test_same_seed_same_log_and_chunking_does_not_matter_for_labels(tmp_path):

@@ -44,7 +44,7 @@ def test_autotoken_selection_gets_gradient_only_through_the_softmax_of_selected_
 @pytest.mark.parametrize("n_features,n_tokens", [(11, 12), (43, 12), (10, 3)])
 def test_autotoken_and_random_grouping_start_with_every_feature_in_some_token(n_features, n_tokens):
     # a feature in no token's top-k gets no gradient and never comes back: the init must cover all
-    k = -(-n_features // n_tokens)
+    k = max(2, -(-n_features // n_tokens))
     for seed in range(5):
         torch.manual_seed(seed)
         for grouping in ("auto", "random"):
@@ -68,6 +68,8 @@ def test_manual_and_random_grouping_fix_the_members():
         AutoToken(6, 4, 2, 2, 4, grouping="manual", groups=[[0, 1, 2], [3]])
     with pytest.raises(UserError, match="unknown grouping"):
         AutoToken(6, 4, 2, 2, 4, grouping="kmeans")
+    with pytest.raises(UserError, match="top-k >= 2"):  # one feature per token: the grouping could not learn
+        AutoToken(11, 4, 12, 1, 4)
 
 
 def test_multi_mix_attention_inits_and_mixes_tokens_per_head():

@@ -1,14 +1,20 @@
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
 
 from tetrad.core.config import load_config
 from tetrad.core.errors import UserError
 from tetrad.data.ctr_synthetic import SyntheticCTRConfig, synthetic_schema
+from tetrad.ranking.compare import DEFAULT_ABLATIONS
 from tetrad.ranking.data import iter_batches, select_features
 from tetrad.ranking.heads import multitask_loss
-from tetrad.ranking.models import BACKBONES, ModelConfig, build_model, dense_parameter_count, resolve_config
+from tetrad.ranking.models import (BACKBONES, ModelConfig, backbone_parameter_count, build_model, dense_parameter_count,
+                                   head_parameter_count, resolve_config)
 from tetrad.ranking.train import TrainConfig
 
+REPO = Path(__file__).resolve().parents[2]
 SYNTHETIC_FEATURES = select_features(synthetic_schema(SyntheticCTRConfig()))
 
 
@@ -24,12 +30,14 @@ def test_15m_preset_matches_the_paper_and_1b_builds_on_meta():
 
 
 @pytest.mark.parametrize("preset", ["tiny", "15m", "1b"])
-def test_baselines_are_matched_to_mtmixatt_parameter_count(preset):
-    target = dense_parameter_count(build_model(ModelConfig(preset=preset), SYNTHETIC_FEATURES, device="meta"))
+def test_backbones_are_matched_to_mtmixatts_and_heads_are_identical(preset):
+    reference = build_model(ModelConfig(preset=preset), SYNTHETIC_FEATURES, device="meta")
+    target, heads = backbone_parameter_count(reference), head_parameter_count(reference)
     for name in BACKBONES:
-        n = dense_parameter_count(build_model(ModelConfig(name=name, preset=preset), SYNTHETIC_FEATURES,
-                                              device="meta"))
-        assert abs(n - target) / target < 0.10, name
+        model = build_model(ModelConfig(name=name, preset=preset), SYNTHETIC_FEATURES, device="meta")
+        assert abs(backbone_parameter_count(model) - target) / target < 0.05, name
+        assert head_parameter_count(model) == heads, name  # one common width before the heads
+        assert dense_parameter_count(model) > backbone_parameter_count(model) + head_parameter_count(model)
 
 
 def test_explicit_fields_win_over_the_preset_and_bad_names_are_user_errors():
@@ -72,20 +80,27 @@ def test_every_model_fits_a_batch(name, small_log):
     assert losses[-1] < 0.7 * losses[0], (name, losses[0], losses[-1])
 
 
-def test_mtmixatt_ablation_switches_build_and_change_the_model(small_log):
+def shipped_ablations() -> dict[str, dict]:
+    """Every ablation `compare` runs by default or a shipped config asks for."""
+    found = dict(DEFAULT_ABLATIONS)
+    for path in (REPO / "configs" / "ranking").glob("*.yaml"):
+        found.update(yaml.safe_load(path.read_text()).get("ablations") or {})
+    return found
+
+
+def test_every_ablation_switch_changes_the_models_outputs(small_log):
     path, _, features = small_log
     batch = next(iter_batches(path / "train", features, 32))
-    variants = [dict(grouping="manual"), dict(grouping="random"), dict(mixing="zero"), dict(mixing="transpose"),
-                dict(mixing="none"), dict(dense_gate="relu"), dict(shared_experts=0), dict(sparse_moe=False),
-                dict(norm="prenorm")]
+    variants = {**shipped_ablations(), "mixing=none": {"mixing": "none"}}
+    assert {"sparse_moe=off", "norm=prenorm", "norm=postnorm", "shared_experts=0", "dense_gate=relu"} <= set(variants)
     torch.manual_seed(0)
     default = build_model(ModelConfig(), features).eval()
     base, reference = dense_parameter_count(default), default(*batch.inputs())[0]
-    for v in variants:
+    for name, v in variants.items():
         torch.manual_seed(0)  # same seed as the default: an ignored switch would give the same outputs
         model = build_model(ModelConfig(**v), features).eval()
         out = model(*batch.inputs())[0]
-        assert out.shape == (32,) and not torch.allclose(out, reference), v
+        assert out.shape == (32,) and not torch.allclose(out, reference), name
         if "shared_experts" in v or "sparse_moe" in v:
             assert dense_parameter_count(model) < base
 

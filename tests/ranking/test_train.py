@@ -1,3 +1,4 @@
+import itertools
 import json
 import os
 import shutil
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+import pyarrow.dataset as pds
 import pytest
 import torch
 
@@ -15,7 +17,7 @@ from tetrad.core.errors import UserError
 from tetrad.ranking.data import iter_batches
 from tetrad.ranking.export import export_onnx, load_trained
 from tetrad.ranking.heads import probabilities
-from tetrad.ranking.train import TrainConfig, train
+from tetrad.ranking.train import DataConfig, TrainConfig, _stream, prepare_dataset, train, warmup
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -107,3 +109,30 @@ def test_config_mistakes_are_user_errors(tmp_path, small_log):
         train(cfg(tmp_path, log, name="big", batch_size=100_000))
     with pytest.raises(UserError, match="schema.json"):
         train(cfg(tmp_path, log, name="x", data={"path": str(tmp_path / "none")}))
+    generated = {"source": "synthetic", "path": str(tmp_path / "syn"), "synthetic": {"rows": 2_000, "users": 50,
+                                                                                    "items": 100}}
+    prepare_dataset(DataConfig.model_validate(generated))
+    with pytest.raises(UserError, match=r"other settings \(rows\)"):  # a stale log is never trained on silently
+        prepare_dataset(DataConfig.model_validate({**generated, "synthetic": {**generated["synthetic"], "rows": 3_000}}))
+
+
+def test_validation_slice_is_held_out_and_learning_rate_warms_up(tmp_path, small_log):
+    log, schema, features = small_log
+    fit_rows = schema.extra["train_rows"] - 960
+    per_epoch = fit_rows // 96
+    batches = list(itertools.islice(_stream(log / "train", features, 96, 0, per_epoch), per_epoch + 1))
+    assert torch.equal(batches[per_epoch].categorical, batches[0].categorical)  # a new epoch before the slice
+    tail = pds.dataset(str(log / "train")).to_table().slice(fit_rows).to_pandas()
+    held = next(iter_batches(log / "train", features, 960, skip_rows=fit_rows))
+    assert held.user.tolist() == tail["user_id"].tolist()
+    factors = [warmup(100, 0.1)(i) for i in range(12)]
+    assert factors[0] == 0.1 and factors[9] == factors[11] == 1.0 and factors == sorted(factors)
+    s = train(cfg(tmp_path, log, name="v", steps=10, valid_rows=960, warmup_fraction=0.5, bootstrap=20))
+    assert s["valid/eval_rows"] == 960 and np.isfinite(s["valid/ctr_auc"]) and s["eval_rows"] == 1_200
+    assert len(s["bootstrap/ctr_auc"]) == 20 and min(s["bootstrap/ctr_gauc"]) < s["ctr_gauc"] < max(
+        s["bootstrap/ctr_gauc"])
+    lrs = [json.loads(line)["lr"] for line in (tmp_path / "ranking/v/metrics.jsonl").read_text().splitlines()
+           if "lr" in json.loads(line)]
+    assert lrs[0] < lrs[-1] == 3e-3  # logged every 4 steps: warming up at step 4, full from step 5
+    trial = train(cfg(tmp_path, log, name="trial", steps=4, valid_rows=960, final_eval=False))
+    assert "valid/ctr_auc" in trial and "ctr_auc" not in trial  # a learning-rate trial never sees the eval split

@@ -1,6 +1,6 @@
 """Evaluation metrics shared by the systems, as pure functions of arrays.
 
-Ranking (CTR): `auc`, `gauc`, `logloss`. Retrieval: `recall_at_k`, `ndcg_at_k`.
+Ranking (CTR): `auc`, `gauc` (from `group_aucs`), `logloss`. Retrieval: `recall_at_k`, `ndcg_at_k`.
 Concentration of counts: `gini`.
 Sampling-based reasoning evaluation: `pass_at_k`, `mean_at_k`, `maj_at_k`.
 Inputs may be lists, NumPy arrays or torch tensors.
@@ -48,6 +48,12 @@ def gauc(labels: Any, scores: Any, groups: Any) -> float:
 
     Weight = number of impressions in the group (the usual choice for user-level GAUC).
     """
+    _, group_auc, size = group_aucs(labels, scores, groups)
+    return float((group_auc * size).sum() / size.sum())
+
+
+def group_aucs(labels: Any, scores: Any, groups: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(group ids, AUC, impressions) of every group that has both classes; ValueError if none has."""
     y = _binary_labels(labels)
     df = pd.DataFrame({"y": y, "s": _np(scores).astype(np.float64).ravel(), "g": _np(groups).ravel()})
     df["r"] = df.groupby("g", sort=False)["s"].rank(method="average")
@@ -58,7 +64,7 @@ def gauc(labels: Any, scores: Any, groups: Any) -> float:
         raise ValueError("GAUC is undefined: no group has both classes")
     neg = g["n"] - g["pos"]
     group_auc = (g["rpos"] - g["pos"] * (g["pos"] + 1) / 2) / (g["pos"] * neg)
-    return float((group_auc * g["n"]).sum() / g["n"].sum())
+    return g.index.to_numpy(), group_auc.to_numpy(), g["n"].to_numpy(dtype=np.float64)
 
 
 def logloss(labels: Any, probs: Any, eps: float = 1e-7) -> float:

@@ -28,8 +28,9 @@ from __future__ import annotations
 import fcntl
 import json
 import math
+import os
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 import yaml
 
@@ -217,6 +218,30 @@ def finished_summary(system: str, cfg: RunConfig) -> dict[str, Any] | None:
         raise UserError(f"run {path} finished with other settings ({', '.join(differ)}): delete it or choose "
                         f"another name or prefix")
     return json.loads((path / "summary.json").read_text())
+
+
+def committed_summary(system: str, cfg: RunConfig, results_dir: str | os.PathLike,
+                      run: Callable[[RunConfig], dict[str, Any]]) -> dict[str, Any]:
+    """The summary of `cfg`'s run, from `<results_dir>/<name>.json` (a file this function wrote,
+    in this session or an earlier one, possibly on another machine), else from its finished run
+    directory, else by calling `run(cfg)`; the file, `{"settings", "summary"}`, is written when
+    missing. A file or a finished run made with other settings is a `UserError`, as in
+    `finished_summary`: numbers are never reported under settings they were not made with."""
+    path = Path(results_dir) / f"{cfg.name}.json"
+    now = cfg.model_dump(mode="json")
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        differ = config_differences(saved.get("settings", {}), now)
+        if differ:
+            raise UserError(f"{path} was made with other settings ({', '.join(differ[:5])}): delete it or choose "
+                            f"another name or prefix")
+        return saved["summary"]
+    summary = finished_summary(system, cfg)
+    if summary is None:
+        summary = run(cfg)
+    atomic_write_json(path, {"settings": {k: v for k, v in now.items() if k not in LOCATION_KEYS},
+                             "summary": summary})
+    return summary
 
 
 def config_differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:

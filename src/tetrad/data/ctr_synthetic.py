@@ -36,6 +36,7 @@ from pydantic import Field
 from tetrad.core.config import Config, PositiveInt, Seed
 from tetrad.core.errors import UserError
 from tetrad.core.io import atomic_write_text
+from tetrad.core.metrics import auc
 from tetrad.data.parquet import ParquetShardWriter
 
 SCHEMA_FILE = "schema.json"
@@ -144,49 +145,160 @@ def _zipf_sampler(rng: np.random.Generator, n: int, a: float = 1.1):
     return draw
 
 
-class Teacher:
-    """The hidden model that gives every impression its true pCTR and pCVR."""
+# The teacher's explicit crosses: (features crossed, scale on the CTR logit). Each table is a pure
+# interaction (centred along every axis, so every one-way marginal is zero): a model that adds up
+# per-feature effects cannot represent any part of it.
+CTR_CROSSES: list[tuple[tuple[str, ...], float]] = [
+    (("scenario", "ctx_hour", "item_l1_category"), 0.6),
+    (("scenario", "ctx_channel", "item_category"), 0.5),
+    (("user_age", "user_gender", "item_l1_category"), 0.5),
+    (("user_device_brand", "ctx_os", "item_price_band"), 0.4),
+    (("scenario", "user_level", "item_seller_level", "ctx_weekday"), 0.4),
+]
+CVR_CROSSES: list[tuple[tuple[str, ...], float]] = [
+    (("scenario", "user_income_band", "item_price_band"), 0.5),
+]
+# What the user and item latents are made of: (attribute, weight); the rest of the unit variance
+# is per-id noise (weights² + noise² = 1), so latents are mostly learnable from attributes.
+USER_LATENT = [("user_cluster", 0.65), ("user_city", 0.45), ("user_age", 0.45)]
+ITEM_LATENT = [("item_category", 0.6), ("item_brand", 0.5), ("item_price_band", 0.45)]
 
-    def __init__(self, cfg: SyntheticCTRConfig, schema: CTRSchema, rng: np.random.Generator):
+
+def pure_interaction(table: np.ndarray) -> np.ndarray:
+    """`table` centred along each axis in turn (every one-way marginal, under uniform weights, is
+    then zero), scaled to unit standard deviation."""
+    for axis in range(table.ndim):
+        table = table - table.mean(axis=axis, keepdims=True)
+    return (table / table.std()).astype(np.float32)
+
+
+def attribute_latent(attrs: dict[str, np.ndarray], parts: list[tuple[str, int, float]], k: int,
+                     rng: np.random.Generator) -> np.ndarray:
+    """[n, k] latents: sum over (attribute, cardinality, weight) of weight x a random unit-variance
+    vector per attribute value, plus per-row noise taking the rest of the unit variance."""
+    n = len(next(iter(attrs.values())))
+    latent = np.zeros((n, k), np.float32)
+    for name, card, w in parts:
+        latent += w * rng.normal(0, 1, (card, k)).astype(np.float32)[attrs[name]]
+    noise = np.sqrt(max(0.0, 1.0 - sum(w * w for _, _, w in parts)))
+    return latent + noise * rng.normal(0, 1, (n, k)).astype(np.float32)
+
+
+class Teacher:
+    """The hidden model that gives every impression its true pCTR and pCVR.
+
+    For an impression x in scenario s, with categorical values x_f, standardised numerics
+    t_j = tanh(z_j) (z_j: log1p|x_j| standardised by the first chunk), user latent u and item
+    latent v (k = latent_dim), the CTR logit is an additive part plus interaction terms:
+
+        A(x) = b_s + Σ_f λ̄_f w_f[x_f] + Σ_j ā_j t_j                                     (additive)
+        I(x) = Σ_f (λ_{s,f} - λ̄_f) w_f[x_f] + Σ_j (a_{s,j} - ā_j) t_j        scenario x feature
+             + 1.2 u^T R_s v / √k                                  user attrs x item attrs, per scenario
+             + Σ_c κ_c T_c[x_{c_1}, ..., x_{c_m}]            explicit crosses (`CTR_CROSSES`)
+             + 0.6 ρ_s · |user_tags ∩ item_tags|                         tags x tags x scenario
+             - 0.6 σ_s (income_band / 6 - 1) t_price                 income x price x scenario
+             + 0.8 [user_city = item_city] (1 - t_distance)          city x city x distance
+             - 0.5 |t_user_avg_price - t_item_price|                       numeric x numeric
+        logit_CTR = A + I
+
+    with λ̄_f, ā_j the means over scenarios of the per-scenario scales λ_{s,f}, a_{s,j}; R_s a
+    random rotation per scenario; every T_c a pure-interaction table (`pure_interaction`).
+    Latents are functions of attributes plus modest noise (`USER_LATENT`, `ITEM_LATENT`):
+    u = 0.65 U[cluster] + 0.45 U[city] + 0.45 U[age] + 0.40 ε, v = 0.6 V[category] +
+    0.5 V[brand] + 0.45 V[price band] + 0.4 ε. The CVR logit, likewise:
+
+        A'(x) = b'_s + 0.4 Σ_f λ̄_f w_f[x_f] + 0.8 c^T v / √k
+        I'(x) = 0.4 Σ_f (λ_{s,f} - λ̄_f) w_f[x_f] + 0.8 u^T Q_s v / √k
+              + 0.7 σ_s (income_band / 6 - 1) t_price + Σ_c κ_c T_c[...]  (`CVR_CROSSES`)
+
+    pCTR = σ(A + I), pCVR = σ(A' + I'), pCTCVR = pCTR pCVR. `probabilities` also returns the
+    additive oracle σ(A) and σ(A) σ(A'): the teacher with every interaction term removed.
+    """
+
+    def __init__(self, cfg: SyntheticCTRConfig, schema: CTRSchema, world: "_World", rng: np.random.Generator):
         s, k = cfg.scenarios, cfg.latent_dim
+        self.k = k
         self.cat_names = [f.name for f in schema.features if f.kind == "categorical"]
-        cap = 200_000  # effects of ids beyond this hash into shared slots: the long tail shares effects
-        self.cap = cap
-        self.first_order = {n: rng.normal(0, 0.35, min(f.cardinality, cap)).astype(np.float32)
-                            for n, f in ((f.name, f) for f in schema.features if f.kind == "categorical")}
-        self.scenario_scale = rng.uniform(0.2, 1.6, (s, len(self.cat_names))).astype(np.float32)
-        self.user_latent = rng.normal(0, 1, (cfg.users, k)).astype(np.float32)
-        self.item_latent = rng.normal(0, 1, (cfg.items, k)).astype(np.float32)
-        self.ctx_latent = rng.normal(0, 1, (24, k)).astype(np.float32)
-        # one rotation of the user-item interaction per scenario: the same pair scores differently
-        self.rotation = np.stack([np.linalg.qr(rng.normal(size=(k, k)))[0] for _ in range(s)]).astype(np.float32)
+        self.cards = {f.name: f.cardinality for f in schema.features if f.kind == "categorical"}
+        self.cap = 200_000  # effects of ids beyond this hash into shared slots: the long tail shares effects
+        self.first_order = {n: rng.normal(0, 0.12, min(c, self.cap)).astype(np.float32)
+                            for n, c in self.cards.items()}
+        self.scenario_scale = rng.uniform(0.2, 1.8, (s, len(self.cat_names))).astype(np.float32)
+        n_num = len(USER_NUMERIC + ITEM_NUMERIC + CONTEXT_NUMERIC)
+        self.numeric_w = rng.normal(0, 0.15, (s, n_num)).astype(np.float32)
+        self.user_latent = attribute_latent(world.user_attr, [(n, self.cards[n], w) for n, w in USER_LATENT], k,
+                                            rng)
+        self.item_latent = attribute_latent(world.item_attr, [(n, self.cards[n], w) for n, w in ITEM_LATENT], k,
+                                            rng)
+        # one rotation of the user-item interaction per scenario and task: the same pair scores differently
+        self.rotation = _rotations(rng, s, k)
+        self.cvr_rotation = _rotations(rng, s, k)
         self.cvr_latent = rng.normal(0, 1, (k,)).astype(np.float32)
-        self.numeric_w = rng.normal(0, 0.3, (s, len(USER_NUMERIC + ITEM_NUMERIC + CONTEXT_NUMERIC))).astype(np.float32)
+        self.ctr_crosses = [(names, scale, pure_interaction(rng.normal(size=[self._card(n, s) for n in names])))
+                            for names, scale in CTR_CROSSES]
+        self.cvr_crosses = [(names, scale, pure_interaction(rng.normal(size=[self._card(n, s) for n in names])))
+                            for names, scale in CVR_CROSSES]
+        self.tag_scale = rng.uniform(0.3, 1.5, s).astype(np.float32)
+        self.price_sign = rng.choice([-1.0, 1.0], s).astype(np.float32) * rng.uniform(0.5, 1.5, s).astype(np.float32)
         self.numeric_stats: tuple[np.ndarray, np.ndarray] | None = None
         self.bias_ctr = np.log(cfg.target_ctr / (1 - cfg.target_ctr)) + rng.normal(0, 0.3, s)
         self.bias_cvr = np.log(cfg.target_cvr / (1 - cfg.target_cvr)) + rng.normal(0, 0.3, s)
 
-    def probabilities(self, cols: dict[str, np.ndarray], numeric: np.ndarray, tag_overlap: np.ndarray):
+    def _card(self, name: str, n_scenarios: int) -> int:
+        return n_scenarios if name == "scenario" else self.cards[name]
+
+    def logits(self, cols: dict[str, np.ndarray], numeric: np.ndarray,
+               tag_overlap: np.ndarray) -> dict[str, np.ndarray]:
+        """The four parts of the teacher's logits: `ctr_additive`, `ctr_interaction`,
+        `cvr_additive`, `cvr_interaction`."""
         scen = cols["scenario"]
-        first = np.zeros(len(scen), np.float32)
-        for j, n in enumerate(self.cat_names):
-            first += self.first_order[n][cols[n] % self.cap] * self.scenario_scale[scen, j]
-        u = self.user_latent[cols["user_id"]]
-        i = self.item_latent[cols["item_id"]]
-        ur = np.einsum("bk,bkl->bl", u, self.rotation[scen])
-        inter = (ur * i).sum(1) / np.sqrt(u.shape[1])
-        ctx = (self.ctx_latent[cols["ctx_hour"]] * i).sum(1) / np.sqrt(u.shape[1])
+        first = np.stack([self.first_order[n][cols[n] % self.cap] for n in self.cat_names], 1)
+        lam = self.scenario_scale[scen]
+        first_add = (first * self.scenario_scale.mean(0)).sum(1)
+        first_int = (first * (lam - self.scenario_scale.mean(0))).sum(1)
         z = np.log1p(np.abs(numeric))
         if self.numeric_stats is None:  # fixed by the first chunk, so the teacher never drifts over the log
             self.numeric_stats = (z.mean(0), z.std(0) + 1e-6)
-        z = (z - self.numeric_stats[0]) / self.numeric_stats[1]
-        num = (self.numeric_w[scen] * np.tanh(z)).sum(1)
-        price_x_income = np.tanh(z[:, len(USER_NUMERIC)]) * (cols["user_income_band"] / 6.0 - 1.0)
-        logit_ctr = self.bias_ctr[scen] + 0.6 * first + 1.2 * inter + 0.5 * ctx + num + 0.8 * tag_overlap \
-            - 0.6 * price_x_income
-        logit_cvr = self.bias_cvr[scen] + 0.4 * first + 0.8 * (i @ self.cvr_latent) / np.sqrt(u.shape[1]) \
-            + 0.7 * price_x_income - 0.3 * num
-        return _sigmoid(logit_ctr), _sigmoid(logit_cvr)
+        t = np.tanh((z - self.numeric_stats[0]) / self.numeric_stats[1])
+        num_add = t @ self.numeric_w.mean(0)
+        num_int = (t * (self.numeric_w[scen] - self.numeric_w.mean(0))).sum(1)
+        u = self.user_latent[cols["user_id"]]
+        v = self.item_latent[cols["item_id"]]
+        root_k = np.sqrt(self.k)
+        user_item = np.einsum("bk,bkl,bl->b", u, self.rotation[scen], v) / root_k
+        user_item_cvr = np.einsum("bk,bkl,bl->b", u, self.cvr_rotation[scen], v) / root_k
+        n_user = len(USER_NUMERIC)
+        price = t[:, n_user + ITEM_NUMERIC.index("item_price")]
+        income_x_price = self.price_sign[scen] * (cols["user_income_band"] / 6.0 - 1.0) * price
+        distance = t[:, n_user + len(ITEM_NUMERIC) + CONTEXT_NUMERIC.index("ctx_distance_km")]
+        same_city = (cols["user_city"] == cols["item_city"]).astype(np.float32)
+        price_gap = np.abs(t[:, USER_NUMERIC.index("user_avg_price")] - price)
+        ctr_int = (first_int + num_int + 1.2 * user_item + self._crosses(self.ctr_crosses, cols)
+                   + 0.6 * self.tag_scale[scen] * tag_overlap - 0.6 * income_x_price
+                   + 0.8 * same_city * (1.0 - distance) - 0.5 * price_gap)
+        cvr_int = (0.4 * first_int + 0.8 * user_item_cvr + 0.7 * income_x_price
+                   + self._crosses(self.cvr_crosses, cols))
+        return {"ctr_additive": self.bias_ctr[scen] + first_add + num_add, "ctr_interaction": ctr_int,
+                "cvr_additive": self.bias_cvr[scen] + 0.4 * first_add + 0.8 * (v @ self.cvr_latent) / root_k,
+                "cvr_interaction": cvr_int}
+
+    @staticmethod
+    def _crosses(crosses: list[tuple[tuple[str, ...], float, np.ndarray]], cols: dict[str, np.ndarray]) -> np.ndarray:
+        return sum(scale * table[tuple(cols[n] for n in names)] for names, scale, table in crosses)
+
+    def probabilities(self, cols: dict[str, np.ndarray], numeric: np.ndarray,
+                      tag_overlap: np.ndarray) -> dict[str, np.ndarray]:
+        """True pCTR and pCVR (`p_click`, `p_cvr`), and those of the additive oracle
+        (`p_click_additive`, `p_cvr_additive`): the teacher without its interaction terms."""
+        parts = self.logits(cols, numeric, tag_overlap)
+        return {"p_click": _sigmoid(parts["ctr_additive"] + parts["ctr_interaction"]),
+                "p_cvr": _sigmoid(parts["cvr_additive"] + parts["cvr_interaction"]),
+                "p_click_additive": _sigmoid(parts["ctr_additive"]),
+                "p_cvr_additive": _sigmoid(parts["cvr_additive"])}
+
+
+def _rotations(rng: np.random.Generator, s: int, k: int) -> np.ndarray:
+    return np.stack([np.linalg.qr(rng.normal(size=(k, k)))[0] for _ in range(s)]).astype(np.float32)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -194,13 +306,16 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 class _World:
-    """Users, items and their attributes: fixed for the whole log."""
+    """Users, items and their attributes: fixed for the whole log. An item's top-level category
+    is a function of its category (a category tree), not an independent draw."""
 
     def __init__(self, cfg: SyntheticCTRConfig, rng: np.random.Generator):
         self.user_draw = _zipf_sampler(rng, cfg.users, 0.9)
         self.item_draw = _zipf_sampler(rng, cfg.items, 1.0)
         self.user_attr = {n: _zipf_sampler(rng, c)(cfg.users) for n, c in USER_CATEGORICAL}
         self.item_attr = {n: _zipf_sampler(rng, c)(cfg.items) for n, c in ITEM_CATEGORICAL}
+        categories, l1 = dict(ITEM_CATEGORICAL)["item_category"], dict(ITEM_CATEGORICAL)["item_l1_category"]
+        self.item_attr["item_l1_category"] = rng.integers(0, l1, categories)[self.item_attr["item_category"]]
         self.ctx_draw = {n: _zipf_sampler(rng, c) for n, c in CONTEXT_CATEGORICAL}
         self.user_scale = rng.lognormal(0, 1, (cfg.users, len(USER_NUMERIC))).astype(np.float32)
         self.item_scale = rng.lognormal(1, 1.2, (cfg.items, len(ITEM_NUMERIC))).astype(np.float32)
@@ -232,9 +347,9 @@ def _chunk(cfg: SyntheticCTRConfig, world: _World, teacher: Teacher, rng: np.ran
     umask = np.arange(5)[None, :] < ulen[:, None]
     imask = np.arange(4)[None, :] < ilen[:, None]
     overlap = ((utags[:, :, None] == itags[:, None, :]) & umask[:, :, None] & imask[:, None, :]).any(2).sum(1)
-    p_ctr, p_cvr = teacher.probabilities(cols, numeric, overlap.astype(np.float32))
-    click = (rng.random(n) < p_ctr).astype(np.int8)
-    conversion = (click.astype(bool) & (rng.random(n) < p_cvr)).astype(np.int8)
+    p = teacher.probabilities(cols, numeric, overlap.astype(np.float32))
+    click = (rng.random(n) < p["p_click"]).astype(np.int8)
+    conversion = (click.astype(bool) & (rng.random(n) < p["p_cvr"])).astype(np.int8)
     arrays = {"ts": pa.array(np.arange(start, start + n, dtype=np.int64))}
     arrays.update({k: pa.array(v.astype(np.int64)) for k, v in cols.items()})
     for j, name in enumerate(USER_NUMERIC + ITEM_NUMERIC + CONTEXT_NUMERIC):
@@ -242,7 +357,9 @@ def _chunk(cfg: SyntheticCTRConfig, world: _World, teacher: Teacher, rng: np.ran
     arrays["user_tags"] = _list_array(utags, ulen)
     arrays["item_tags"] = _list_array(itags, ilen)
     arrays.update({"click": pa.array(click), "conversion": pa.array(conversion),
-                   "p_click": pa.array(p_ctr), "p_ctcvr": pa.array(p_ctr * p_cvr)})
+                   "p_click": pa.array(p["p_click"]), "p_ctcvr": pa.array(p["p_click"] * p["p_cvr"]),
+                   "p_click_additive": pa.array(p["p_click_additive"]),
+                   "p_ctcvr_additive": pa.array(p["p_click_additive"] * p["p_cvr_additive"])})
     return pa.table(arrays)
 
 
@@ -253,16 +370,21 @@ def _list_array(values: np.ndarray, lengths: np.ndarray) -> pa.ListArray:
 
 
 def generate(out_dir: str | os.PathLike, cfg: SyntheticCTRConfig | None = None) -> CTRSchema:
-    """Write `out_dir/{train,eval}/part-*.parquet` and `out_dir/schema.json`; return the schema."""
+    """Write `out_dir/{train,eval}/part-*.parquet` and `out_dir/schema.json`; return the schema.
+
+    `schema.extra["teacher"]` holds the eval split's AUC of the oracle (`oracle/ctr_auc`, ...)
+    and of the additive oracle, the teacher without interaction terms (`additive/ctr_auc`, ...).
+    """
     cfg = cfg or SyntheticCTRConfig()
     out = Path(out_dir)
     rng = np.random.default_rng(cfg.seed)
     schema = synthetic_schema(cfg)
     world = _World(cfg, rng)
-    teacher = Teacher(cfg, schema, rng)
+    teacher = Teacher(cfg, schema, world, rng)
     n_train = int(round(cfg.rows * (1 - cfg.eval_fraction)))
     writers = {"train": ParquetShardWriter(out / "train", cfg.rows_per_shard),
                "eval": ParquetShardWriter(out / "eval", cfg.rows_per_shard)}
+    scored: list[pa.Table] = []
     for start in range(0, cfg.rows, cfg.chunk_rows):
         table = _chunk(cfg, world, teacher, rng, start, min(cfg.chunk_rows, cfg.rows - start))
         cut = min(max(n_train - start, 0), table.num_rows)  # rows before n_train in time go to train
@@ -270,12 +392,26 @@ def generate(out_dir: str | os.PathLike, cfg: SyntheticCTRConfig | None = None) 
             writers["train"].write(table.slice(0, cut))
         if cut < table.num_rows:
             writers["eval"].write(table.slice(cut))
+            scored.append(table.slice(cut).select(list(ORACLE_COLUMNS)))
     for w in writers.values():
         w.close()
-    schema.extra = {"train_rows": n_train, "eval_rows": cfg.rows - n_train, "generator": cfg.model_dump()}
+    schema.extra = {"train_rows": n_train, "eval_rows": cfg.rows - n_train, "generator": cfg.model_dump(),
+                    "teacher": oracle_aucs(pa.concat_tables(scored))}
     schema.save(out)
     return schema
 
+
+ORACLE_COLUMNS = ("click", "conversion", "p_click", "p_ctcvr", "p_click_additive", "p_ctcvr_additive")
+
+
+def oracle_aucs(table: pa.Table) -> dict[str, float]:
+    """CTR and CTCVR AUC of the oracle and of the additive oracle on `table` (`ORACLE_COLUMNS`)."""
+    col = {name: table.column(name).to_numpy() for name in ORACLE_COLUMNS}
+    out = {}
+    for prefix, suffix in (("oracle", ""), ("additive", "_additive")):
+        out[f"{prefix}/ctr_auc"] = auc(col["click"], col["p_click" + suffix])
+        out[f"{prefix}/ctcvr_auc"] = auc(col["conversion"], col["p_ctcvr" + suffix])
+    return out
 
 if __name__ == "__main__":
     import sys

@@ -30,7 +30,8 @@ def add_commands(sub) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value")
     p.set_defaults(handler=_compare)
 
-    p = sub.add_parser("params", help="dense parameter count of every model at a preset (meta device)")
+    p = sub.add_parser("params", help="backbone, head and dense parameter counts of every model at a preset "
+                                      "(meta device)")
     p.add_argument("--preset", default="15m")
     p.set_defaults(handler=_params)
 
@@ -92,12 +93,15 @@ def _params(args) -> int:
     from tetrad.core.errors import UserError
     from tetrad.data.ctr_synthetic import SyntheticCTRConfig, synthetic_schema
     from tetrad.ranking.data import select_features
-    from tetrad.ranking.models import BACKBONES, PRESETS, ModelConfig, build_model, dense_parameter_count
+    from tetrad.ranking.models import (BACKBONES, PRESETS, ModelConfig, backbone_parameter_count, build_model,
+                                       dense_parameter_count, head_parameter_count)
 
     if args.preset not in PRESETS:
         raise UserError(f"unknown preset '{args.preset}' (available: {', '.join(PRESETS)})")
     features = select_features(synthetic_schema(SyntheticCTRConfig()))
+    print(f"{'model':14s} {'backbone':>14s} {'heads':>12s} {'dense':>14s}")
     for name in BACKBONES:
         model = build_model(ModelConfig(name=name, preset=args.preset), features, device="meta")
-        print(f"{name:14s} {dense_parameter_count(model):>14,d}")
+        print(f"{name:14s} {backbone_parameter_count(model):>14,d} {head_parameter_count(model):>12,d} "
+              f"{dense_parameter_count(model):>14,d}")
     return 0

@@ -26,7 +26,7 @@ from tetrad.data.ctr_synthetic import CTRSchema, FeatureSpec
 from tetrad.data.parquet import open_dataset
 
 LABELS = ("click", "conversion")
-TRUE_PROBS = ("p_click", "p_ctcvr")
+TRUE_PROBS = ("p_click", "p_ctcvr", "p_click_additive", "p_ctcvr_additive")  # oracle, additive oracle
 
 
 @dataclass
@@ -40,6 +40,8 @@ class Batch:
     conversion: torch.Tensor  # [B] float32, 0 unless clicked
     p_click: torch.Tensor | None = None
     p_ctcvr: torch.Tensor | None = None
+    p_click_additive: torch.Tensor | None = None  # the teacher without its interaction terms
+    p_ctcvr_additive: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.scenario)
@@ -117,8 +119,10 @@ def check_dataset(path: str | os.PathLike, features: FeatureSet, with_probs: boo
 
 
 def iter_batches(path: str | os.PathLike, features: FeatureSet, batch_size: int, *,
-                 drop_last: bool = True, with_probs: bool = False, skip: int = 0) -> Iterator[Batch]:
-    """Exact-size batches streamed in file order; `skip` batches are passed over without decoding."""
+                 drop_last: bool = True, with_probs: bool = False, skip: int = 0,
+                 skip_rows: int = 0) -> Iterator[Batch]:
+    """Exact-size batches streamed in file order; the first `skip_rows` rows, then `skip` batches,
+    are passed over without decoding."""
     columns = list(dict.fromkeys(features.names + ["scenario", "user_id", *LABELS]
                                  + (list(TRUE_PROBS) if with_probs else [])))
     ds = open_dataset(path)
@@ -128,6 +132,9 @@ def iter_batches(path: str | os.PathLike, features: FeatureSet, batch_size: int,
     # one file and a few record batches read ahead: memory stays bounded by the shard size
     for rb in ds.to_batches(columns=columns, batch_size=max(batch_size, 8192), fragment_readahead=1,
                             batch_readahead=4):
+        if skip_rows:
+            dropped = min(skip_rows, rb.num_rows)
+            rb, skip_rows = rb.slice(dropped), skip_rows - dropped
         if not rb.num_rows:
             continue
         pending.append(rb)

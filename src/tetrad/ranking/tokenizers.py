@@ -107,6 +107,8 @@ class AutoToken(nn.Module):
         super().__init__()
         if k < 1 or k > n_features:
             raise UserError(f"AutoToken needs 1 <= top-k features per token <= {n_features} (got {k})")
+        if grouping == "auto" and k < 2:  # the softmax of one score is constant: nothing would be learned
+            raise UserError("AutoToken's learned grouping needs top-k >= 2 features per token (topk_features)")
         self.k, self.grouping = k, grouping
         self.mlp = PerFeatureMLP(n_features, e, e)
         select = torch.randn(n_tokens, n_features) * 0.1

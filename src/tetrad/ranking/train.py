@@ -12,6 +12,7 @@ and the same metrics of the true probabilities (the oracle) when the data has th
 
 from __future__ import annotations
 
+import itertools
 import resource
 import time
 from pathlib import Path
@@ -20,8 +21,9 @@ import numpy as np
 import torch
 
 
+from tetrad.core.bootstrap import auc_replicates, gauc_replicates, group_weights, row_weights
 from tetrad.core.config import (Config, NonNegativeFloat, NonNegativeInt, ParallelOrZero, PositiveFloat, PositiveInt,
-                                RunConfig)
+                                RunConfig, Share)
 from tetrad.core.distributed import barrier, cleanup, init_distributed, is_main, shard, unwrap
 from tetrad.core.errors import UserError
 from tetrad.core.io import atomic_write_json
@@ -32,7 +34,8 @@ from tetrad.core.seeding import seed_everything
 from tetrad.data.ctr_synthetic import SCHEMA_FILE, CTRSchema, SyntheticCTRConfig
 from tetrad.ranking.data import FeatureSet, check_dataset, iter_batches, select_features
 from tetrad.ranking.heads import multitask_loss, probabilities
-from tetrad.ranking.models import ModelConfig, RankingModel, build_model, dense_parameter_count, resolve_config
+from tetrad.ranking.models import (ModelConfig, RankingModel, backbone_parameter_count, build_model,
+                                   dense_parameter_count, head_parameter_count, resolve_config)
 
 
 MODEL_FILE = "model.json"
@@ -55,11 +58,15 @@ class TrainConfig(RunConfig):
     epochs: PositiveInt = 1
     steps: NonNegativeInt = 0  # > 0: stop after this many steps instead
     lr: PositiveFloat = 1e-3
+    warmup_fraction: Share = 0.0  # the learning rate rises linearly from 0 over this share of the steps
     weight_decay: NonNegativeFloat = 0.0
     log_every: PositiveInt = 50
     checkpoint_every: PositiveInt = 500
     eval_batch_size: PositiveInt = 4096
     eval_rows: NonNegativeInt = 0  # > 0: evaluate on the first this many eval rows
+    valid_rows: NonNegativeInt = 0  # > 0: the last this many training rows are never trained on: `valid/...`
+    final_eval: bool = True  # false: no evaluation on the eval split (learning-rate trials, which must not see it)
+    bootstrap: NonNegativeInt = 0  # > 0: replicates of the user bootstrap of the eval AUC / GAUC, for paired CIs
     device: str = "auto"
     threads: ParallelOrZero = 0  # > 0: torch intra-op threads
 
@@ -79,7 +86,20 @@ def prepare_dataset(cfg: DataConfig, seed: int = 0) -> Path:
 
             movielens_multitask(path, negatives=cfg.movielens_negatives, seed=seed)
     barrier()
+    if cfg.source == "synthetic":
+        _check_generated_with(path, cfg.synthetic)
     return path
+
+
+def _check_generated_with(path: Path, synthetic: SyntheticCTRConfig) -> None:
+    """A synthetic log found at `path` must be the one these settings generate: a log made with
+    other settings, or by an earlier teacher, would be trained on silently."""
+    extra = CTRSchema.load(path).extra
+    saved = extra.get("generator")
+    if saved != synthetic.model_dump() or "teacher" not in extra:
+        differ = [k for k in synthetic.model_dump() if (saved or {}).get(k) != getattr(synthetic, k)]
+        why = f"other settings ({', '.join(differ)})" if differ else "an earlier version of the teacher"
+        raise UserError(f"the synthetic log at {path} was generated with {why}: delete it or set another data.path")
 
 
 def load_features(cfg: DataConfig, path: Path) -> tuple[CTRSchema, FeatureSet]:
@@ -91,14 +111,22 @@ def load_features(cfg: DataConfig, path: Path) -> tuple[CTRSchema, FeatureSet]:
 
 
 def evaluate(model: RankingModel, path: Path, schema: CTRSchema, features: FeatureSet, batch_size: int,
-             max_rows: int = 0, device: torch.device = torch.device("cpu")) -> dict[str, float]:
-    """CTR and CTCVR AUC / GAUC / logloss, overall and per scenario (+ the oracle's, if known)."""
+             max_rows: int = 0, device: torch.device = torch.device("cpu"), skip_rows: int = 0,
+             bootstrap: int = 0) -> dict:
+    """CTR and CTCVR AUC / GAUC / logloss, overall and per scenario; when the data has true
+    probabilities, the same for the oracle (`oracle/...`) and the additive oracle, the teacher
+    without its interaction terms (`additive/...`). Rows from `skip_rows` on, at most `max_rows`
+    (0: all). With `bootstrap` > 0, also the model's AUC and GAUC under that many replicates of
+    the user bootstrap (`bootstrap/ctr_auc`, ..., and per scenario `bootstrap/ctr_auc/<name>`):
+    lists that pair with any other run's on the same rows (`tetrad.core.bootstrap`)."""
     model.eval()
+    truths = ("true_ctr", "true_ctcvr", "additive_ctr", "additive_ctcvr") if schema.has_true_probs else ()
     cols: dict[str, list[np.ndarray]] = {k: [] for k in ("p_ctr", "p_ctcvr", "click", "conversion", "user",
-                                                        "scenario", "true_ctr", "true_ctcvr")}
+                                                        "scenario", *truths)}
     rows = 0
     with torch.no_grad():
-        for b in iter_batches(path, features, batch_size, drop_last=False, with_probs=schema.has_true_probs):
+        for b in iter_batches(path, features, batch_size, drop_last=False, with_probs=schema.has_true_probs,
+                              skip_rows=skip_rows):
             if max_rows and rows >= max_rows:
                 break
             p_ctr, p_ctcvr = probabilities(*model(*_to(b.inputs(), device)))
@@ -106,15 +134,17 @@ def evaluate(model: RankingModel, path: Path, schema: CTRSchema, features: Featu
                          ("user", b.user), ("scenario", b.scenario)):
                 cols[k].append(v.cpu().numpy())
             if schema.has_true_probs:
-                cols["true_ctr"].append(b.p_click.numpy())
-                cols["true_ctcvr"].append(b.p_ctcvr.numpy())
+                for k, v in zip(truths, (b.p_click, b.p_ctcvr, b.p_click_additive, b.p_ctcvr_additive)):
+                    cols[k].append(v.numpy())
             rows += len(b)
     model.train()
     data = {k: np.concatenate(v)[: max_rows or None] for k, v in cols.items() if v}
     out: dict[str, float] = {"eval_rows": float(len(data["click"]))}
     names = list(schema.scenarios)  # by batch scenario id: the main scenario is id 0
     names[0], names[features.main_scenario] = names[features.main_scenario], names[0]
-    scorers = [("", "p_ctr", "p_ctcvr")] + ([("oracle/", "true_ctr", "true_ctcvr")] if schema.has_true_probs else [])
+    scorers = [("", "p_ctr", "p_ctcvr")]
+    if schema.has_true_probs:
+        scorers += [("oracle/", "true_ctr", "true_ctcvr"), ("additive/", "additive_ctr", "additive_ctcvr")]
     for prefix, ctr_key, ctcvr_key in scorers:
         for task, label, score in (("ctr", "click", ctr_key), ("ctcvr", "conversion", ctcvr_key)):
             out.update(_task_metrics(f"{prefix}{task}", data[label], data[score], data["user"]))
@@ -123,7 +153,26 @@ def evaluate(model: RankingModel, path: Path, schema: CTRSchema, features: Featu
                 if m.any():
                     out.update(_task_metrics(f"{prefix}{task}", data[label][m], data[score][m], data["user"][m],
                                              suffix=f"/{name}"))
+    if bootstrap:
+        out.update(_bootstrap_metrics(data, names, bootstrap))
     return out
+
+
+def _bootstrap_metrics(data: dict[str, np.ndarray], names: list[str], replicates: int) -> dict[str, list[float]]:
+    """The model's AUC and GAUC (overall) and AUC (per scenario) under each bootstrap replicate,
+    rounded to 5 decimals (they go into committed summaries)."""
+    ids, weights = group_weights(data["user"], replicates)
+    rows = row_weights(data["user"], ids, weights)
+    out = {}
+    for task, label, score in (("ctr", "click", "p_ctr"), ("ctcvr", "conversion", "p_ctcvr")):
+        y, p, users = data[label], data[score], data["user"]
+        out[f"bootstrap/{task}_auc"] = auc_replicates(y, p, rows)
+        out[f"bootstrap/{task}_gauc"] = gauc_replicates(y, p, users, ids, weights)
+        for s, name in enumerate(names):
+            m = data["scenario"] == s
+            if m.any() and y[m].min() != y[m].max():  # AUC needs both classes
+                out[f"bootstrap/{task}_auc/{name}"] = auc_replicates(y[m], p[m], rows[:, m])
+    return {k: np.round(v, 5).tolist() for k, v in out.items()}
 
 
 def _task_metrics(prefix: str, y: np.ndarray, p: np.ndarray, users: np.ndarray, suffix: str = "") -> dict:
@@ -158,14 +207,17 @@ def train(cfg: TrainConfig) -> dict:
     ddp = torch.nn.parallel.DistributedDataParallel(model) if info.world_size > 1 else model
     opt = torch.optim.Adam(ddp.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     train_rows = int(schema.extra.get("train_rows") or 0) or _count_rows(path / "train")
-    per_epoch = train_rows // cfg.batch_size
+    fit_rows = train_rows - cfg.valid_rows  # the validation slice is the end of the training split
+    per_epoch = max(fit_rows, 0) // cfg.batch_size
     if per_epoch == 0:
-        raise UserError(f"batch_size {cfg.batch_size} is larger than the {train_rows} training rows")
+        raise UserError(f"batch_size {cfg.batch_size} is larger than the {fit_rows} training rows left "
+                        f"after valid_rows {cfg.valid_rows} (the log has {train_rows})")
     total = cfg.steps or per_epoch * cfg.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup(total, cfg.warmup_fraction))
     run = RunDir("ranking", cfg)
     if is_main():  # the model as built: `tetrad ranking export` rebuilds it from this, not by resolving again
         atomic_write_json(run.path / MODEL_FILE, resolved.model_dump())
-    start = run.restore(cfg.resume, model=ddp, optimizer=opt)["step"]
+    start = run.restore(cfg.resume, model=ddp, optimizer=opt, scheduler=sched)["step"]
     ddp.train()
     local = shard(cfg.batch_size)
     losses: list[float] = []
@@ -181,18 +233,29 @@ def train(cfg: TrainConfig) -> dict:
             raise UserError(f"loss is {loss.item()} at step {step}: lower lr or check the data")
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        lr = sched.get_last_lr()[0]  # this step's rate: the scheduler moves on after it
         opt.step()
+        sched.step()
         losses.append(loss.item())
         if step % cfg.log_every == 0 or step == total:
-            run.log(step, {"loss": float(np.mean(losses)), "epoch": (step - 1) // per_epoch})
+            run.log(step, {"loss": float(np.mean(losses)), "epoch": (step - 1) // per_epoch, "lr": lr})
             losses = []
         if step % cfg.checkpoint_every == 0 or step == total:
-            run.checkpointer.save(step, model=ddp, optimizer=opt)
+            run.checkpointer.save(step, model=ddp, optimizer=opt, scheduler=sched)
     seconds = time.perf_counter() - t0
     summary: dict = {}
     if is_main():
-        metrics = evaluate(model, path / "eval", schema, features, cfg.eval_batch_size, cfg.eval_rows, info.device)
-        summary = {"model": resolved.name, "preset": resolved.preset, "dense_params": n_params, "steps": total,
+        metrics: dict = {}
+        if cfg.valid_rows:
+            valid = evaluate(model, path / "train", schema, features, cfg.eval_batch_size, cfg.valid_rows,
+                             info.device, skip_rows=fit_rows)
+            metrics.update({f"valid/{k}": v for k, v in valid.items()})
+        if cfg.final_eval:
+            metrics.update(evaluate(model, path / "eval", schema, features, cfg.eval_batch_size, cfg.eval_rows,
+                                    info.device, bootstrap=cfg.bootstrap))
+        summary = {"model": resolved.name, "preset": resolved.preset, "lr": cfg.lr, "dense_params": n_params,
+                   "backbone_params": backbone_parameter_count(model), "head_params": head_parameter_count(model),
+                   "steps": total,
                    "train_seconds": seconds,
                    "train_samples_per_s": (total - start) * cfg.batch_size / max(seconds, 1e-9),
                    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -206,11 +269,20 @@ def train(cfg: TrainConfig) -> dict:
 
 
 def _stream(path: Path, features: FeatureSet, batch_size: int, start: int, per_epoch: int):
-    """Global batches from step start+1 on: epoch after epoch in file order."""
+    """Global batches from step start+1 on: epoch after epoch in file order, each epoch the first
+    `per_epoch` batches (what follows them is the validation slice)."""
     epoch, skip = divmod(start, per_epoch)
     while True:
-        yield from iter_batches(path, features, batch_size, skip=skip)
+        yield from itertools.islice(iter_batches(path, features, batch_size, skip=skip), per_epoch - skip)
         epoch, skip = epoch + 1, 0
+
+
+def warmup(total: int, fraction: float):
+    """The learning-rate factor of step i (0-based): linear from 1/w up to 1 over the first w =
+    fraction x total steps, then 1. Adam's first steps are the largest relative to the weights;
+    a warm-up keeps them from knocking models with LayerNorm and attention off course."""
+    steps = max(1, round(fraction * total))
+    return lambda i: min(1.0, (i + 1) / steps)
 
 
 def _count_rows(path: Path) -> int:

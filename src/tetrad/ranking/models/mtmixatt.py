@@ -14,7 +14,8 @@ from tetrad.ranking.tokenizers import AutoToken
 class MTmixAtt(nn.Module):
     def __init__(self, n_features: int, e: int, n_scenarios: int, cfg, groups: list[list[int]] | None = None):
         super().__init__()
-        k = cfg.topk_features or max(1, math.ceil(n_features / cfg.tokens))
+        # at least 2: with one feature per token the softmax over it is constant and the grouping cannot learn
+        k = cfg.topk_features or max(2, math.ceil(n_features / cfg.tokens))
         self.tokenizer = AutoToken(n_features, e, cfg.tokens, min(k, n_features), cfg.width, cfg.grouping,
                                    groups, seed=cfg.grouping_seed)
         self.blocks = nn.ModuleList([

@@ -7,9 +7,14 @@ parameter-free transpose (H = T heads) and the per-token FFN is a separate 2-lay
 MLP per token. Output: mean over tokens.
 
 `moe_experts > 0` replaces each per-token FFN by a per-token MoE of that many experts
-(hidden ffn_hidden / experts each, so parameters stay put) with ReLU gates and an L1
-penalty on them (`aux_loss`): dense in training, and since an expert whose gate is 0
-adds nothing, sparse dispatch at inference gives the same output.
+(hidden ffn_hidden / experts each, so parameters stay put) with one ReLU router per token
+and an L1 penalty on its gates (`aux_loss`): the paper's ReLU routing. It is dense in
+training, and since an expert whose gate is 0 adds nothing, sparse dispatch at inference gives
+the same output. The paper's DTSI (dense-training / sparse-inference) variant, with a second
+router used only at inference and the L1 penalty on that router alone, is not implemented: the
+paper does not say how the inference router gets the task gradient while the training router
+routes, every reading of it changes what the baseline learns, and with one router the model
+served is exactly the model trained, so there is no train / serve gap for DTSI to close here.
 """
 
 from __future__ import annotations

@@ -1,12 +1,18 @@
 """WuKong (arXiv 2403.02545): stacked interaction layers of a factorization-machine block
-(FMB) and a linear compression block (LCB), with residual and LayerNorm, following
-FuxiCTR's reference layout.
+(FMB) and a linear compression block (LCB), with residual and LayerNorm, in the paper's
+token layout.
 
 FMB (optimised FM): X [n, e]; compressed X^T P (P: n x k) so the pairwise interactions
 are X (X^T P) [n, k]; flattened, LayerNorm, an MLP to n_F·e, reshaped to n_F tokens.
 LCB: a linear map over the token axis, n -> n_L tokens. Output of a layer: the n_F + n_L
 tokens, plus the input (projected over the token axis when the count changes), LayerNorm.
 Here n_F = n_L = tokens / 2 and k = the `compression` knob.
+
+FuxiCTR's reference implementation (model_zoo/WuKong) lays a layer out differently: its FMB
+ends in a vector of `fmb_dim` units, its LCB is a linear map of the flattened n·e input to
+`compression_dim` units, and a linear transform takes their concatenation back to n·e
+before the residual, so the token count never changes. Its `project_dim` is this module's
+`compression` (k), and its `compression_dim` has no counterpart here (n_L plays that role).
 """
 
 from __future__ import annotations
