@@ -32,6 +32,7 @@ ZERO_MEANS = {
     "ranking.compare.CompareConfig": {"lr_trial_steps"},
     "ttrl.tasks.TaskConfig": {"size"},
     "ttrl.recipe.TTRLConfig": {"sample_chunk", "eval_every"},
+    "ttrl.pretrain.PretrainConfig": {"eval_every"},
     "ttrl.tracking.StopConfig": {"window"},
     "ttrl.guard.GuardConfig": {"mps_steady"},
     "skillc.recipe.SkillCConfig": {"history_length", "lora_rank", "skill0_stages"},

@@ -23,7 +23,7 @@ from tetrad.agents.environments import environment
 from tetrad.core.config import Config, Seed
 from tetrad.core.errors import UserError
 from tetrad.core.io import atomic_write_json, write_marked_block
-from tetrad.core.stats import paired_t_interval
+from tetrad.core.bootstrap import paired_t_interval
 from tetrad.core.rundir import finished_summary
 from tetrad.skillc.recipe import SkillCConfig, train
 
