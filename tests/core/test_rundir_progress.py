@@ -155,3 +155,24 @@ def test_committed_summary_is_reused_across_sessions_and_refused_under_other_set
     assert committed_summary("sys", moved, tmp_path / "results", run) == {"auc": 0.7} and calls == ["a"]
     with pytest.raises(UserError, match="other settings \\(seed\\)"):
         committed_summary("sys", cfg.model_copy(update={"seed": 1}), tmp_path / "results", run)
+
+
+def test_a_committed_file_from_before_a_setting_existed_matches_while_the_setting_keeps_its_default(tmp_path):
+    import json
+
+    from tetrad.core.config import RunConfig
+    from tetrad.core.rundir import committed_summary
+
+    class Later(RunConfig):  # a setting added after the file below was written
+        budget: str = "shared"
+
+    path = tmp_path / "results" / "a.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"settings": {"seed": 0}, "summary": {"auc": 0.7}}))
+    never = lambda cfg: pytest.fail("the committed file should answer")  # noqa: E731
+    assert committed_summary("sys", Later(name="a", seed=0), tmp_path / "results", never) == {"auc": 0.7}
+    with pytest.raises(UserError, match="other settings \\(budget\\)"):
+        committed_summary("sys", Later(name="a", seed=0, budget="extra"), tmp_path / "results", never)
+    path.write_text(json.dumps({"settings": {"seed": 0, "retired": 1}, "summary": {"auc": 0.7}}))
+    with pytest.raises(UserError, match="other settings \\(retired\\)"):
+        committed_summary("sys", Later(name="a", seed=0), tmp_path / "results", never)

@@ -226,12 +226,15 @@ def committed_summary(system: str, cfg: RunConfig, results_dir: str | os.PathLik
     in this session or an earlier one, possibly on another machine), else from its finished run
     directory, else by calling `run(cfg)`; the file, `{"settings", "summary"}`, is written when
     missing. A file or a finished run made with other settings is a `UserError`, as in
-    `finished_summary`: numbers are never reported under settings they were not made with."""
+    `finished_summary`: numbers are never reported under settings they were not made with. A
+    setting the file lacks matches when `cfg` leaves it at its default: it was added to the config
+    after the file was written, and the file's run could not have set it."""
     path = Path(results_dir) / f"{cfg.name}.json"
     now = cfg.model_dump(mode="json")
     if path.is_file():
         saved = json.loads(path.read_text())
-        differ = config_differences(saved.get("settings", {}), now)
+        differ = config_differences(saved.get("settings", {}), now,
+                                    defaults=type(cfg).model_construct().model_dump(mode="json"))
         if differ:
             raise UserError(f"{path} was made with other settings ({', '.join(differ[:5])}): delete it or choose "
                             f"another name or prefix")
@@ -244,10 +247,14 @@ def committed_summary(system: str, cfg: RunConfig, results_dir: str | os.PathLik
     return summary
 
 
-def config_differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
-    """The dotted keys whose values differ between two config dumps (a key only one has differs),
-    `LOCATION_KEYS` aside."""
+def config_differences(saved: dict[str, Any], now: dict[str, Any], defaults: dict[str, Any] | None = None
+                       ) -> list[str]:
+    """The dotted keys whose values differ between two config dumps (a key only one has differs,
+    unless `saved` lacks it and `now` has it at its value in `defaults`), `LOCATION_KEYS` aside."""
     a, b = _flatten(saved), _flatten(now)
+    if defaults is not None:
+        d = _flatten(defaults)
+        a |= {k: d[k] for k in b.keys() - a.keys() if k in d}
     return sorted(k for k in a.keys() | b.keys() if k not in LOCATION_KEYS and a.get(k, _MISSING) != b.get(k, _MISSING))
 
 

@@ -13,7 +13,6 @@ and draw the same training games), as paired differences with a 95% t interval o
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -22,9 +21,9 @@ from pydantic import Field
 from tetrad.agents.environments import environment
 from tetrad.core.config import Config, Seed
 from tetrad.core.errors import UserError
-from tetrad.core.io import atomic_write_json, write_marked_block
+from tetrad.core.io import write_marked_block
 from tetrad.core.bootstrap import paired_t_interval
-from tetrad.core.rundir import finished_summary
+from tetrad.core.rundir import committed_summary
 from tetrad.skillc.recipe import SkillCConfig, train
 
 VARIANTS: dict[str, dict] = {
@@ -57,32 +56,6 @@ def variant_config(cfg: CompareConfig, variant: str, seed: int) -> SkillCConfig:
     data = {**cfg.run.model_dump(), **VARIANTS[variant], "seed": seed, "name": f"{cfg.prefix}-{variant}-s{seed}",
             "resume": False}
     return SkillCConfig.model_validate(data)
-
-
-def _settings(run: SkillCConfig) -> dict:
-    return {k: v for k, v in run.model_dump(mode="json").items() if k not in ("name", "root", "resume")}
-
-
-def _same_settings(saved: dict, run: SkillCConfig) -> bool:
-    """Whether a committed file was made with `run`'s settings. A key added to the config after the
-    file was written matches when `run` leaves it at its default (the file's run could not set it)."""
-    now, defaults = _settings(run), _settings(SkillCConfig())
-    return set(saved) <= set(now) and all(saved.get(k, defaults[k]) == v for k, v in now.items())
-
-
-def run_or_reuse(run: SkillCConfig, results_dir: Path) -> dict:
-    """The summary of `run`: from its committed file, its finished run directory, or by training it."""
-    path = results_dir / f"{run.name}.json"
-    if path.is_file():
-        saved = json.loads(path.read_text())
-        if not _same_settings(saved.get("settings", {}), run):
-            raise UserError(f"{path} was made with other settings: delete it or choose another prefix")
-        return saved["summary"]
-    summary = finished_summary("skillc", run)
-    if summary is None:
-        summary = train(run)
-    atomic_write_json(path, {"settings": _settings(run), "summary": summary})
-    return summary
 
 
 def report(summaries: dict[str, dict[int, dict]], command: str, seconds: float) -> str:
@@ -165,6 +138,7 @@ def compare(cfg: CompareConfig, command: str) -> Path:
     configs = {v: {s: variant_config(cfg, v, s) for s in cfg.seeds} for v in cfg.variants}
     results_dir = Path(cfg.results_dir)
     start = time.perf_counter()
-    summaries = {v: {s: run_or_reuse(c, results_dir) for s, c in by_seed.items()} for v, by_seed in configs.items()}
+    summaries = {v: {s: committed_summary("skillc", c, results_dir, train) for s, c in by_seed.items()}
+                 for v, by_seed in configs.items()}
     text = report(summaries, command, time.perf_counter() - start)
     return write_marked_block(cfg.output, cfg.block, text, title="# SkillC results")
