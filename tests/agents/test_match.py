@@ -41,7 +41,7 @@ def test_match_codes_mark_words_whatever_their_token_form(setup):
     # " black" (task, after a space, upper case there), "black" (inside click[...]) are different tokens...
     assert tok.convert_tokens_to_ids(" Black") != tok.convert_tokens_to_ids("black")
     ids = [tok(action_response(c), add_special_tokens=False)["input_ids"] for c in CANDIDATES]
-    codes = match_codes(prompt, ids, tok)
+    codes = match_codes(prompt, CANDIDATES, ids, tok)
     pieces = [tok.convert_ids_to_tokens(i) for i in ids]
     code = {c: dict(zip(p, k)) for c, p, k in zip(CANDIDATES, pieces, codes)}
     # ...but one word: in the task (bit 0), the history (bit 2) and the observation (bit 3)
@@ -61,7 +61,7 @@ def test_entity_bits_tell_a_visited_receptacle_from_one_of_the_same_kind():
                                                   history, candidates, history_length=1)
     tok = word_tokenizer([prompt] + candidates)
     ids = [tok(c, add_special_tokens=False)["input_ids"] for c in candidates]
-    codes = [dict(zip(tok.convert_ids_to_tokens(i), k)) for i, k in zip(ids, match_codes(prompt, ids, tok))]
+    codes = [dict(zip(tok.convert_ids_to_tokens(i), k)) for i, k in zip(ids, match_codes(prompt, candidates, ids, tok))]
     history_word, history_entity, observed_entity = 1 << 2, 1 << 6, 1 << 7
     # "cabinet" and "3" are each in the history, so the word bits cannot tell the two apart...
     assert codes[0][" cabinet"] & history_word and codes[1][" cabinet"] & history_word
@@ -72,6 +72,27 @@ def test_entity_bits_tell_a_visited_receptacle_from_one_of_the_same_kind():
     # the object in hand is the one the record says was taken, and it is named where the agent stands
     assert codes[2][" mug"] & history_entity and codes[2][" 2"] & observed_entity
     assert codes[2]["move"] < 16 and codes[2][" to"] < 16  # no entity, no entity bits
+
+
+def test_repeat_bits_count_the_candidate_in_the_record_of_past_actions(setup):
+    history = [("You arrive at fridge 1.", "go to fridge 1"), ("You arrive at sinkbasin 1.", "go to sinkbasin 1"),
+               ("You arrive at fridge 1.", "go to fridge 1"), ("You arrive at sinkbasin 1.", "go to sinkbasin 1"),
+               ("You arrive at fridge 1.", "go to fridge 1")]
+    candidates = ["go to fridge 1", "go to sinkbasin 1", "go to cabinet 3", "look"]
+    prompt = environment("alfworld").build_prompt("put a cool mug in cabinet", "You arrive at fridge 1.", history,
+                                                  candidates, history_length=1)
+    tok = word_tokenizer([prompt] + candidates)
+    ids = [tok(c, add_special_tokens=False)["input_ids"] for c in candidates]
+    repeats = [{code >> 8 for code in codes} for codes in match_codes(prompt, candidates, ids, tok)]
+    # three times, twice, never, never: one count on every token of the candidate, all from the record
+    # (history_length=1 shows only the last pair)
+    assert repeats == [{3}, {2}, {0}, {0}]
+    # a prompt without a record (the shop's, or an episode's first turn) counts nothing
+    shop_prompt, shop_tok = setup
+    shop_ids = [shop_tok(action_response(c), add_special_tokens=False)["input_ids"] for c in CANDIDATES]
+    assert all(code < 256 for codes in match_codes(shop_prompt, CANDIDATES, shop_ids, shop_tok) for code in codes)
+    first = environment("alfworld").build_prompt("put a mug in cabinet", "You are in a room.", [], candidates)
+    assert all(code < 256 for codes in match_codes(first, candidates, ids, tok) for code in codes)
 
 
 def test_features_flow_through_bc_scoring_rl_and_a_saved_model(setup, tmp_path):

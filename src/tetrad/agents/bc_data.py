@@ -137,7 +137,7 @@ def encode_examples(examples: list[BCExample], tok, features: bool = False) -> l
         candidates = [response_ids(c) for c in ex.candidates]
         out.append(EncodedExample(ex.action, encode_prompt(tok, ex.prompt), response_ids(ex.action), candidates,
                                   ex.candidates.index(ex.action),
-                                  match_codes(ex.prompt, candidates, tok) if features else None))
+                                  match_codes(ex.prompt, ex.candidates, candidates, tok) if features else None))
     return out
 
 

@@ -21,6 +21,8 @@ from typing import Any, ClassVar, Literal
 from tetrad.core.errors import UserError
 
 # the registry: name -> "module:class", imported on first use (the engines are slow to import)
+# the record of every past action, in the templates that show one ({action_record})
+RECORD_SEPARATOR, NO_RECORD = "; ", "(none)"
 KINDS = {"alfworld": "tetrad.agents.alfworld_env:Alfworld", "shop": "tetrad.agents.shop:Shop"}
 EnvName = Literal["alfworld", "shop"]
 
@@ -78,7 +80,7 @@ class Environment:
         return self.prompt.format(
             task=task, skill_context=f"{skill_context}\n" if skill_context else "", step_count=len(history),
             history_count=len(recent), action_history="\n".join(lines) if lines else "(none)",
-            action_record="; ".join(act for _, act in history) if history else "(none)",
+            action_record=RECORD_SEPARATOR.join(act for _, act in history) if history else NO_RECORD,
             current_step=len(history) + 1, current_observation=observation,
             admissible_actions=", ".join(f"'{a}'" for a in admissible))
 

@@ -73,7 +73,7 @@ def scored_turns(episodes: list[Episode], advantages: torch.Tensor, tokenizer, c
             candidates = [responses[c] for c in turn.candidates]
             examples.append(EncodedExample(turn.action, encode_prompt(tokenizer, turn.prompt, chat),
                                            responses[turn.action], candidates, turn.candidates.index(turn.action),
-                                           match_codes(turn.prompt, candidates, tokenizer) if features else None))
+                                           match_codes(turn.prompt, turn.candidates, candidates, tokenizer) if features else None))
             old.append(turn.action_logprob)
     return ScoredTurns(examples, torch.tensor(old, dtype=torch.float32), turn_advantages)
 

@@ -114,7 +114,7 @@ class ActionScoringPolicy:
         for prompt, info in zip(prompts, infos):
             actions = info.get("candidates", info["admissible_commands"])
             responses = [action_response(a) for a in actions]
-            token_logps = self.score(prompt, responses)
+            token_logps = self.score(prompt, actions)
             scores = [sum(t) / len(t) if self.action_score == "mean" else sum(t) for t in token_logps]
             choice = self._choose(scores)
             logps = torch.log_softmax(torch.tensor(scores, dtype=torch.float64) / (self.temperature or 1.0), 0)
@@ -133,9 +133,9 @@ class ActionScoringPolicy:
         return self.rng.choices(range(len(scores)), weights=probs)[0]
 
     @torch.no_grad()
-    def score(self, prompt: str, responses: list[str]) -> list[list[float]]:
-        """Per-token log-probs of each response given the prompt (the prompt is run once; its KV
-        cache is shared by batches of `candidate_batch` responses)."""
+    def score(self, prompt: str, actions: list[str]) -> list[list[float]]:
+        """Per-token log-probs of each action's response (`action_response`) given the prompt (the
+        prompt is run once; its KV cache is shared by batches of `candidate_batch` responses)."""
         was_training = self.model.training
         self.model.eval()
         device = self.model.device
@@ -143,12 +143,13 @@ class ActionScoringPolicy:
         prompt_mask = torch.ones_like(prompt_ids)
         cache, last = prompt_cache(self.model, prompt_ids, prompt_mask)
         result: list[list[float]] = []
-        for start in range(0, len(responses), self.candidate_batch):
-            chunk = [self.encode_response(r) for r in responses[start:start + self.candidate_batch]]
+        for start in range(0, len(actions), self.candidate_batch):
+            chunk_actions = actions[start:start + self.candidate_batch]
+            chunk = [self.encode_response(action_response(a)) for a in chunk_actions]
             ids, mask = (t.to(device) for t in pad_sequences(chunk, self.tokenizer.pad_token_id))
             features = None
             if token_feature_codes(self.model):
-                features = pad_sequences(match_codes(prompt, chunk, self.tokenizer), 0)[0].to(device)
+                features = pad_sequences(match_codes(prompt, chunk_actions, chunk, self.tokenizer), 0)[0].to(device)
             logp = continuation_logprobs(self.model, cache, last, prompt_mask,
                                          torch.zeros(len(chunk), dtype=torch.long, device=device), ids, mask,
                                          features)

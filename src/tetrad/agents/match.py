@@ -8,7 +8,14 @@ and " Black" are one word, and a punctuation token has none (code 0).
 Bits 4-7 say the same of the token's *entity*: a word followed by a number, such as ALFWorld's
 "cabinet 3" or "mug 2" (both tokens of the pair get the pair's bits). Word bits alone cannot tell
 "cabinet 3, visited" from "cabinet 1 visited, cabinet 3 not", since "cabinet" and "3" each occur
-somewhere in the history; the entity bits can, and also mark the object the record says was taken. The model adds a learned
+somewhere in the history; the entity bits can, and also mark the object the record says was taken.
+
+Bits 8-9 belong to the whole candidate: how many times the episode's record of past actions
+(ALFWorld's "All actions you took so far") already holds this exact action, 0, 1, 2 or 3+, on
+every token of the candidate. With entity bits alone a policy oscillated between two visited
+receptacles (`go to fridge 1` / `go to sinkbasin 1`, `open drawer 4` / `close drawer 4`): both
+carry the history bit, so nothing tells the one just left from the one left long ago. A prompt
+without a record gives 0. The model adds a learned
 embedding of the code to the token's embedding (`tetrad.llm.models.add_token_features`), so
 "copy the word the task names" is one learned vector rather than a pairing of every word with
 its action form, which a model trained from scratch did not learn (docs/results/agents.md).
@@ -21,11 +28,14 @@ text and the candidate's token ids as the policy encodes them. With a subword to
 from __future__ import annotations
 
 import re
+from collections import Counter
 
+from tetrad.agents.environments import NO_RECORD, RECORD_SEPARATOR
 from tetrad.agents.rollout import prompt_sections
 
 SECTIONS = ("task", "skills", "history", "observation")
-N_CODES = 2 ** (2 * len(SECTIONS))  # word bits, then entity bits
+MAX_REPEATS = 3  # repeat counts above this share one code
+N_CODES = 2 ** (2 * len(SECTIONS)) * (MAX_REPEATS + 1)  # word bits, entity bits, then the repeat count
 
 
 def word_of(text: str) -> str:
@@ -53,13 +63,21 @@ def token_entities(words: list[str]) -> list[str]:
     return out
 
 
-def match_codes(prompt: str, token_ids: list[list[int]], tokenizer) -> list[list[int]]:
-    """Per candidate, per token: the bit code of the prompt parts that contain the token's word
-    (bits 0-3) and its entity (bits 4-7)."""
-    words, entities = section_words(prompt), section_entities(prompt)
+def action_counts(prompt: str) -> Counter:
+    """How often each action occurs in the prompt's record of the episode's past actions."""
+    record = prompt_sections(prompt)["record"].strip()
+    return Counter(record.split(RECORD_SEPARATOR)) if record and record != NO_RECORD else Counter()
+
+
+def match_codes(prompt: str, candidates: list[str], token_ids: list[list[int]], tokenizer) -> list[list[int]]:
+    """Per candidate (its action text and its token ids), per token: the bit code of the prompt
+    parts that contain the token's word (bits 0-3) and its entity (bits 4-7), plus the
+    candidate's repeat count in the record (bits 8-9)."""
+    words, entities, counts = section_words(prompt), section_entities(prompt), action_counts(prompt)
     n = len(SECTIONS)
     out = []
-    for ids in token_ids:
+    for action, ids in zip(candidates, token_ids, strict=True):
+        repeats = min(counts[action], MAX_REPEATS) << (2 * n)
         token_words = [word_of(piece) for piece in tokenizer.convert_ids_to_tokens(ids)]
         # punctuation tokens carry no word and do not break an entity ("cabinet", " ", "3")
         kept = [i for i, w in enumerate(token_words) if w]
@@ -70,6 +88,6 @@ def match_codes(prompt: str, token_ids: list[list[int]], tokenizer) -> list[list
         for w, e in zip(token_words, token_entity):
             code = sum(1 << k for k, found in enumerate(words) if w and w in found)
             code += sum(1 << (n + k) for k, found in enumerate(entities) if e and e in found)
-            codes.append(code)
+            codes.append(code + repeats)
         out.append(codes)
     return out
