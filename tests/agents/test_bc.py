@@ -10,7 +10,7 @@ import torch
 from tetrad.agents.alfworld_env import AlfworldEnv, read_traj, run_expert
 from tetrad.agents.bc import BCConfig, train_bc
 from tetrad.agents.bc_data import bc_examples, encode_examples, expert_episodes, load_trajectories, split_episodes
-from tetrad.agents.bc_model import action_accuracy, action_logprobs, bc_model_dir, read_policy_file, resolve_device
+from tetrad.agents.bc_model import action_accuracy, action_logprobs, bc_model_dir, read_policy_file
 from tetrad.agents.dagger import ExpertLabelled
 from tetrad.agents.environments import TaskSet, environment
 from tetrad.agents.evaluate import EvalConfig, evaluate, make_policy
@@ -263,16 +263,6 @@ def test_dagger_rounds_add_labelled_policy_states_and_resume_bit_exactly(expert_
             load_config(BCConfig, None, [bad])
     with pytest.raises(UserError, match="at least one step"):
         train_bc(BCConfig(name="none", **{**common, "steps": 0, "dagger_rounds": 0}))
-
-
-def test_bc_device_is_cuda_when_there_is_one_and_named_devices_are_checked():
-    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    assert resolve_device("cpu") == torch.device("cpu")
-    with pytest.raises(UserError, match="unknown torch device 'gpu0'"):
-        resolve_device("gpu0")
-    if not torch.cuda.is_available():
-        with pytest.raises(UserError, match="sees no CUDA device"):
-            resolve_device("cuda")
 
 
 @pytest.mark.parametrize("name", ["bc.yaml", "bc_smollm2.yaml", "bc_shop.yaml", "bc_shop_small.yaml"])

@@ -63,8 +63,7 @@ from pydantic import Field
 
 from tetrad.agents.bc_data import (BCExample, bc_examples, encode_examples, expert_episodes, load_trajectories,
                                    split_episodes)
-from tetrad.agents.bc_model import (POLICY_FILE, action_accuracy, action_logprobs, bc_model_dir, read_policy_file,
-                                    resolve_device)
+from tetrad.agents.bc_model import POLICY_FILE, action_accuracy, action_logprobs, bc_model_dir, read_policy_file
 from tetrad.agents.dagger import dagger_games, dagger_round
 from tetrad.agents.environments import EnvName, TaskSet, environment
 from tetrad.agents.match import N_CODES

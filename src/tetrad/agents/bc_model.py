@@ -65,18 +65,6 @@ def action_accuracy(model, examples: list[EncodedExample], pad: int, batch_size:
     return out
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"device: unknown torch device '{name}'") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device={name}, but torch sees no CUDA device here (use device=cpu or auto)")
-    return device
-
-
 def read_policy_file(model_dir: Path) -> dict:
     """What the BC recipe recorded beside the weights (the prompt's history length, the skills
     setting it trained with); empty for a model folder from elsewhere."""

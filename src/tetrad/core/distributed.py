@@ -14,6 +14,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from tetrad.core.errors import UserError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -27,6 +29,26 @@ class DistInfo:
         return self.rank == 0
 
 
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """The torch device a config's `device` names: "auto" is this process's GPU (by `local_rank`)
+    when CUDA is available, else the CPU. A name torch does not know, or a GPU this machine does
+    not have, is a `UserError`."""
+    if name == "auto":
+        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"device: unknown torch device '{name}'") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"device={name}, but torch sees no CUDA device here (use device=cpu or auto)")
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise UserError(f"device={name}, but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type != "cpu":
+        raise UserError(f"device={name}: only cpu, cuda[:N] and auto are supported")
+    return device
+
+
 def init_distributed(device: str = "auto") -> DistInfo:
     """Join the process group `torchrun` describes (WORLD_SIZE > 1), else run alone.
 
@@ -35,14 +57,11 @@ def init_distributed(device: str = "auto") -> DistInfo:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
-    if use_cuda:
-        torch.cuda.set_device(local_rank)
-        dev = torch.device("cuda", local_rank)
-    else:
-        dev = torch.device("cpu" if device == "auto" else device)
+    dev = resolve_device(device, local_rank)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
     if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=dev)
 
 

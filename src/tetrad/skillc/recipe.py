@@ -199,7 +199,8 @@ def episode_advantages(cfg: SkillCConfig, episodes, task_ids: list[int], curricu
 
 
 def _load_learner(cfg: SkillCConfig, total_steps: int):
-    from tetrad.agents.bc_model import bc_model_dir, read_policy_file, resolve_device
+    from tetrad.agents.bc_model import bc_model_dir, read_policy_file
+    from tetrad.core.distributed import resolve_device
     from tetrad.llm.models import ModelSpec, load_policy
     from tetrad.llm.update import UpdateConfig
     from tetrad.skillc.learners import GeneratingLearner, ScoringLearner
