@@ -68,6 +68,7 @@ from tetrad.agents.dagger import dagger_games, dagger_round
 from tetrad.agents.environments import EnvName, TaskSet, environment
 from tetrad.agents.match import N_CODES
 from tetrad.core.config import NonNegativeFloat, NonNegativeInt, Parallel, PositiveFloat, PositiveInt, RunConfig, Share
+from tetrad.core.distributed import resolve_device
 from tetrad.core.errors import UserError
 from tetrad.core.io import atomic_write_json
 from tetrad.core.progress import progress
