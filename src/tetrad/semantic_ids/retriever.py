@@ -5,8 +5,7 @@ encoder reads the SID tokens of a user's last `max_history` items, the decoder w
 next item's SID. `constrained_beam_search` decodes a whole batch at once, keeping `beam`
 hypotheses per user and extending each only by the tokens its trie node allows (CSR
 lookup, no Python loop over hypotheses), so every result is an existing item; IDs of
-different lengths (variable-length SIDs end with EOS) are handled by letting finished
-hypotheses carry their score unchanged.
+different lengths are handled by letting finished hypotheses carry their score unchanged.
 
 `SASRec` (Kang & McAuley, 2018) is the item-id baseline: causal self-attention over the
 item sequence, scored against the item embedding table; trained here with full softmax

@@ -101,6 +101,8 @@ class SidConfig(RunConfig):
     quantizer: QuantizerConfig = QuantizerConfig()
     fix: FixConfig = FixConfig()
     collision: Literal["token", "none"] = "token"
+    # auto: EOS only where an ID would be a prefix of another; always: every ID ends with EOS
+    eos: Literal["auto", "always"] = "auto"
     codes: str = ""  # a codes .npy to use instead of fitting a quantizer (diagnose / train)
     quantizer_file: str = ""  # a saved quantizer.pt to encode the items with instead of fitting one
     model: ModelConfig = ModelConfig()
@@ -266,7 +268,8 @@ def evaluate_retriever(model, sids, histories, targets, cfg: SidConfig, device) 
 def build_sids_for(cfg: SidConfig, codes: np.ndarray):
     from tetrad.semantic_ids.sids import build_sids
 
-    return build_sids(codes, cfg.quantizer.codebook_size, collision=cfg.collision)
+    return build_sids(codes, cfg.quantizer.codebook_size, collision=cfg.collision,
+                      eos=True if cfg.eos == "always" else None)
 
 
 def _make_model(cfg: SidConfig, vocab: int):
