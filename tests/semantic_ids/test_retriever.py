@@ -13,14 +13,22 @@ def tiny_t5(vocab, seed=0):
 
 
 @torch.no_grad()
-def exhaustive_scores(model, ids, mask, rows):
-    """Sum of token log-probs of every ID row for every user (no search at all)."""
+def exhaustive_scores(model, ids, mask, rows, trie=None):
+    """Sum of token log-probs of every ID row for every user (no search at all); with `trie`,
+    each step's softmax is over the tokens the trie allows after that row's prefix."""
     n = len(rows)
     out = torch.zeros(len(ids), n)
     for u in range(len(ids)):
         dec = torch.cat([torch.full((n, 1), PAD), torch.from_numpy(rows)], 1)
-        logp = model(input_ids=ids[u:u + 1].expand(n, -1), attention_mask=mask[u:u + 1].expand(n, -1),
-                     decoder_input_ids=dec[:, :-1]).logits.log_softmax(-1)
+        logits = model(input_ids=ids[u:u + 1].expand(n, -1), attention_mask=mask[u:u + 1].expand(n, -1),
+                       decoder_input_ids=dec[:, :-1]).logits
+        if trie is not None:
+            allowed = torch.zeros_like(logits, dtype=torch.bool)
+            for r, row in enumerate(rows.tolist()):
+                for t in range(len(row)):
+                    allowed[r, t, trie.allowed(trie.walk(row[:t])) or [PAD]] = True
+            logits = logits.masked_fill(~allowed, float("-inf"))
+        logp = logits.log_softmax(-1)
         tok = torch.from_numpy(rows)
         lp = logp.gather(2, tok.unsqueeze(-1)).squeeze(-1)
         out[u] = torch.where(tok == PAD, torch.zeros_like(lp), lp).sum(1)  # PAD after EOS costs nothing
@@ -43,6 +51,29 @@ def test_beam_as_wide_as_the_catalogue_finds_the_exact_ranking(variable):
     best = exact.argsort(1, descending=True)
     assert (found[:, :10] == best[:, :10]).all()
     torch.testing.assert_close(scores, exact.gather(1, found), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("variable", [False, True])
+def test_renormalised_scores_sum_to_one_over_allowed_tokens(variable):
+    """With the softmax over each node's allowed tokens, the scores of all IDs are a distribution."""
+    rng = np.random.default_rng(2)
+    codes = rng.integers(0, 4, (40, 3))
+    if variable:
+        codes[codes[:, 1] == 0, 1] = -1
+        codes[:5, 2] = -1
+    sids = build_sids(codes, 4, collision="none")
+    uniq, _ = sids.item_groups()
+    trie = Trie.build(uniq)
+    model = tiny_t5(sids.vocab_size)
+    ids, mask = history_tokens(sids, [list(rng.integers(0, 40, 5)) for _ in range(6)], 20)
+    found, scores = constrained_beam_search(model, ids, mask, trie, beam=len(uniq), renormalise=True)
+    assert (found >= 0).all()
+    torch.testing.assert_close(scores.exp().sum(1), torch.ones(6), rtol=1e-4, atol=1e-4)
+    exact = exhaustive_scores(model, ids, mask, uniq, trie)
+    torch.testing.assert_close(scores, exact.gather(1, found), rtol=1e-4, atol=1e-4)
+    assert (found[:, :5] == exact.argsort(1, descending=True)[:, :5]).all()
+    _, plain = constrained_beam_search(model, ids, mask, trie, beam=len(uniq))
+    assert (plain.exp().sum(1) < 0.5).all()  # the default leaves the disallowed tokens' mass out
 
 
 def test_matches_hugging_face_generate_with_prefix_constraints():

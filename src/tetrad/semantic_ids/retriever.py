@@ -124,11 +124,14 @@ class _BeamDecoder:
 
 @torch.inference_mode()
 def constrained_beam_search(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, trie: Trie,
-                            beam: int) -> tuple[torch.Tensor, torch.Tensor]:
+                            beam: int, renormalise: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-`beam` ID rows per user under the trie: (leaf groups B x beam, -1 where fewer exist; scores).
 
-    A hypothesis' score is the sum of its tokens' log-probabilities (softmax over the whole
-    vocabulary, as Hugging Face's beam search with `prefix_allowed_tokens_fn` scores them).
+    A hypothesis' score is the sum of its tokens' log-probabilities: by default a softmax over
+    the whole vocabulary, as Hugging Face's beam search with `prefix_allowed_tokens_fn` scores
+    them; with `renormalise=True` a softmax over the tokens the trie allows at that node (as
+    GRID does), so the scores of all IDs form a distribution (sum to one). Without it, mass the
+    model puts on disallowed tokens penalises a prefix, more so for IDs with more steps.
     The first step runs once per user (all beams are the root then); see `_BeamDecoder` for
     how the cross-attention is shared by a user's hypotheses.
     """
@@ -154,7 +157,12 @@ def constrained_beam_search(model, input_ids: torch.Tensor, attention_mask: torc
         edge = torch.where(done, torch.zeros_like(src), ptr[flat_nodes[src]] + offset)
         tok = torch.where(done, torch.full_like(src, PAD), ctok[edge])
         child = torch.where(done, flat_nodes[src], cnode[edge])
-        cand = scores.view(-1)[src] + torch.where(done, torch.zeros_like(logp[src, 0]), logp[src, tok])
+        step_logp = logp[src, tok]
+        if renormalise:  # log-softmax over each hypothesis' allowed tokens (its candidates)
+            top = torch.full((b * width,), float("-inf"), device=device).scatter_reduce(0, src, step_logp, "amax")
+            mass = torch.zeros(b * width, device=device).index_add(0, src, (step_logp - top[src]).exp())
+            step_logp = step_logp - (top + mass.log())[src]
+        cand = scores.view(-1)[src] + torch.where(done, torch.zeros_like(step_logp), step_logp)
         # top `beam` candidates per user: sort by score, then stably by user
         order = torch.argsort(cand, descending=True, stable=True)
         order = order[torch.argsort(src[order] // width, stable=True)]

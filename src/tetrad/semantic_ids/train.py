@@ -82,6 +82,8 @@ class EvalConfig(Config):
     batch_size: PositiveInt = 128
     ks: Annotated[list[PositiveInt], Field(min_length=1)] = [5, 10]
     valid_users: NonNegativeInt = 500  # users scored at each periodic validation (0: all)
+    # beam scores: softmax over the whole vocabulary (false, as Hugging Face) or over the trie's allowed tokens
+    renormalise: bool = False
 
 
 class SasrecConfig(Config):
@@ -253,7 +255,8 @@ def evaluate_retriever(model, sids, histories, targets, cfg: SidConfig, device) 
     ranked = []
     for start in range(0, len(targets), cfg.eval.batch_size):
         ids, mask = history_tokens(sids, histories[start:start + cfg.eval.batch_size], cfg.model.max_history)
-        g, _ = constrained_beam_search(model, ids.to(device), mask.to(device), trie, cfg.eval.beam)
+        g, _ = constrained_beam_search(model, ids.to(device), mask.to(device), trie, cfg.eval.beam,
+                                       renormalise=cfg.eval.renormalise)
         ranked.append(rank_items(g.cpu(), groups, k_max))
     model.train()
     ranked = np.concatenate(ranked)
