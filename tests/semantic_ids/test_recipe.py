@@ -98,7 +98,35 @@ def test_train_resume_continues_bit_for_bit_and_eval_reads_the_run(tmp_path):
     assert all(a[s] == b[s] for s in range(1, 9))
     assert resumed["tiger"] == full["tiger"]
     again = run_eval(cfg(tmp_path, "name=full", "train.steps=8"))
-    assert again["step"] == 8 and again["recall@10"] == full["tiger"]["recall@10"]
+    assert again["step"] == full["best_step"] and again["recall@10"] == full["tiger"]["recall@10"]
+    assert full["steps"] == 8 and not full["stopped_early"] and full["train_seconds"] > 0
+
+
+def test_early_stopping_keeps_the_best_weights_and_reports_steps(tmp_path, monkeypatch):
+    """Validation Recall@10 rises, then falls for `patience` validations: training stops there and the
+    test is scored with the weights of the best validation."""
+    import tetrad.semantic_ids.train as train
+
+    valid = iter([0.1, 0.3, 0.2, 0.25, 0.9, 0.9])  # best at the 2nd validation (step 4); patience 2 stops at step 8
+    seen = []
+
+    def fake_evaluate(model, sids, histories, targets, c, device):
+        seen.append((len(targets), next(iter(model.parameters())).detach().clone()))
+        value = next(valid) if len(targets) == 20 else 0.5  # 20 validation users; the test has all 120
+        return {"recall@5": value, "ndcg@5": value, "recall@10": value, "ndcg@10": value}
+
+    monkeypatch.setattr(train, "evaluate_retriever", fake_evaluate)
+    out = run_train(cfg(tmp_path, "name=es", "train.steps=40", "train.eval_every=2", "train.patience=2"))
+    assert (out["steps"], out["best_step"], out["best_valid"], out["stopped_early"]) == (8, 4, 0.3, True)
+    assert [n for n, _ in seen] == [20, 20, 20, 20, 120]
+    torch.testing.assert_close(seen[-1][1], seen[1][1])  # the test saw the step-4 weights
+    assert not torch.equal(seen[-1][1], seen[3][1])
+    steps = [json.loads(line)["step"] for line in (tmp_path / "sid/es/metrics.jsonl").read_text().splitlines()]
+    assert steps[-1] == 8
+    # resuming a run that stopped early does not train on
+    again = run_train(cfg(tmp_path, "name=es", "train.steps=40", "train.eval_every=2", "train.patience=2",
+                          "resume=true"))
+    assert (again["steps"], again["best_step"]) == (8, 4)
 
 
 def test_sasrec_baseline_in_the_same_summary(tmp_path):

@@ -7,17 +7,25 @@ All read one `SidConfig` and write `runs/sid/<name>/`:
     codes.npy           after the configured fix (-1 where a fix removed a token)
     diagnostics.json/md the hourglass diagnostics of both, plots/ their figures
     checkpoints/        retriever checkpoints (train; resumable with resume=true)
+    best.pt             the retriever weights of the best validation so far (scored on the test users)
     sasrec/             the SASRec baseline's checkpoint
     summary.json        final metrics
 
 `train` runs under torchrun: every process draws the same global batch of training pairs
 and takes its equal shard (as in the toy recipe); evaluation runs on rank 0.
+
+Training to convergence: every `train.eval_every` steps the retriever is scored on the
+validation targets (Recall@ the largest k, on `eval.valid_users` users); the best weights are
+kept and scored on the test users, and `train.patience` validations without improvement stop
+the run before `train.steps` (0: never). SASRec does the same with its own `sasrec.eval_every`
+and `sasrec.patience`. The summary reports the steps run, the best step and the seconds taken.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -73,7 +81,8 @@ class TrainConfig(Config):
     lr: PositiveFloat = 1e-3
     warmup: PositiveInt = 100  # then inverse square root decay, as TIGER
     weight_decay: NonNegativeFloat = 0.01
-    eval_every: PositiveInt = 500
+    eval_every: PositiveInt = 500  # validation Recall@10 (the largest eval.ks) every this many steps
+    patience: NonNegativeInt = 0  # stop after this many validations without improvement (0: run all steps)
     checkpoint_every: PositiveInt = 500
 
 
@@ -96,6 +105,8 @@ class SasrecConfig(Config):
     batch_size: PositiveInt = 128
     lr: PositiveFloat = 1e-3
     max_len: PositiveInt = 50
+    eval_every: PositiveInt = 200  # validation recall every this many steps; the best weights are kept
+    patience: NonNegativeInt = 0  # stop after this many validations without improvement (0: run all steps)
 
 
 class SidConfig(RunConfig):
@@ -303,8 +314,16 @@ def retriever_step(model, opt, sched, sids, histories, targets, max_history: int
     return loss.item()
 
 
+def save_best(path: Path, model, step: int, value: float) -> None:
+    from tetrad.core.io import atomic_write
+
+    payload = {"step": step, "valid": value, "model": model.state_dict()}
+    atomic_write(path, lambda f: torch.save(payload, f))
+
+
 def run_train(cfg: SidConfig) -> dict:
-    from tetrad.core.distributed import barrier, cleanup, init_distributed, is_main, shard
+    from tetrad.core.distributed import all_gather_objects, barrier, cleanup, init_distributed, is_main, shard
+    from tetrad.core.early_stopping import EarlyStopping
     from tetrad.core.progress import progress
     from tetrad.core.rundir import RunDir
     from tetrad.core.seeding import seed_everything
@@ -328,24 +347,46 @@ def run_train(cfg: SidConfig) -> dict:
     if info.world_size > 1:
         model = torch.nn.parallel.DistributedDataParallel(model)
     opt, sched = make_optimizer(model, cfg.train)
-    start = run.restore(cfg.resume, model=model, optimizer=opt, scheduler=sched)["step"]
+    begin = run.restore(cfg.resume, model=model, optimizer=opt, scheduler=sched)
+    start, state = begin["step"], begin["state"]
+    stopper = EarlyStopping(cfg.train.patience)
+    stopper.load_state_dict(state.get("early_stopping", {}))
+    seconds = state.get("seconds", 0.0)  # training time of earlier sessions (resume=true)
+    started = time.perf_counter()
     valid_n = cfg.eval.valid_users or len(split.valid[1])
     bare = model.module if info.world_size > 1 else model
-    for step in progress(range(start + 1, cfg.train.steps + 1), desc="retriever"):
+    monitor = f"recall@{max(cfg.eval.ks)}"
+    step = start
+    for step in progress(range(start + 1, (start if stopper.stop else cfg.train.steps) + 1), desc="retriever"):
         idx = torch.randint(0, len(target), (cfg.train.batch_size,))[shard(cfg.train.batch_size)].tolist()
         loss = retriever_step(model, opt, sched, sids, [hist[i] for i in idx], [target[i] for i in idx],
                               cfg.model.max_history, info.device)
         metrics = {"loss": loss, "lr": sched.get_last_lr()[0]}
-        if step % cfg.train.eval_every == 0 and is_main():
-            valid = evaluate_retriever(bare, sids, split.valid[0][:valid_n], split.valid[1][:valid_n], cfg,
-                                       info.device)
-            metrics.update({f"valid_{k}": v for k, v in valid.items()})
+        stop = False
+        if step % cfg.train.eval_every == 0:
+            if is_main():
+                valid = evaluate_retriever(bare, sids, split.valid[0][:valid_n], split.valid[1][:valid_n], cfg,
+                                           info.device)
+                metrics.update({f"valid_{k}": v for k, v in valid.items()})
+                if stopper.update(step, valid[monitor]):
+                    save_best(run.path / "best.pt", bare, step, valid[monitor])
+            stop = all_gather_objects(stopper.stop)[0]  # rank 0 validates; every rank stops with it
         run.log(step, metrics)
-        if step % cfg.train.checkpoint_every == 0 or step == cfg.train.steps:
-            run.checkpointer.save(step, model=model, optimizer=opt, scheduler=sched)
+        if step % cfg.train.checkpoint_every == 0 or step == cfg.train.steps or stop:
+            run.checkpointer.save(step, model=model, optimizer=opt, scheduler=sched,
+                                  state={"early_stopping": stopper.state_dict(),
+                                         "seconds": seconds + time.perf_counter() - started})
+        if stop:
+            break
+    seconds += time.perf_counter() - started
     summary = {}
     if is_main():
+        if stopper.best_step >= 0:  # the test scores the best validated weights, not the last
+            bare.load_state_dict(torch.load(run.path / "best.pt", weights_only=True)["model"])
         summary = {"tiger": evaluate_retriever(bare, sids, *split.test, cfg, info.device),
+                   "steps": step, "best_step": stopper.best_step,
+                   "best_valid": stopper.best if stopper.best_step >= 0 else None,
+                   "stopped_early": stopper.stop, "train_seconds": seconds,
                    "sid_length_mean": float(sids.lengths.mean()), "vocab": sids.vocab_size,
                    "items": len(sids.tokens)}
         if cfg.sasrec.enabled:
@@ -394,7 +435,8 @@ def run_sasrec(cfg: SidConfig, split, n_items: int, directory: Path, device) -> 
 
 
 def run_eval(cfg: SidConfig, split_name: str = "test") -> dict:
-    """Score the latest retriever checkpoint of run `cfg.name` on the test (or valid) users."""
+    """Score the retriever of run `cfg.name` on the test (or valid) users: its best validated
+    weights (`best.pt`, what the run's summary scored), else its latest checkpoint."""
     from tetrad.core.checkpoint import Checkpointer
     from tetrad.core.io import atomic_write_json
     from tetrad.core.seeding import seed_everything
@@ -410,7 +452,12 @@ def run_eval(cfg: SidConfig, split_name: str = "test") -> dict:
         raise UserError(f"run {path} was tokenized for {len(tok.codes)} items but the data has {len(data.embeddings)}")
     sids = build_sids_for(cfg, tok.codes)
     model = _make_model(cfg, sids.vocab_size)
-    step = Checkpointer(path / "checkpoints").load(model=model, restore_rng=False)["step"]
+    if (path / "best.pt").is_file():
+        best = torch.load(path / "best.pt", weights_only=True)
+        model.load_state_dict(best["model"])
+        step = best["step"]
+    else:
+        step = Checkpointer(path / "checkpoints").load(model=model, restore_rng=False)["step"]
     hist, targets = split.test if split_name == "test" else split.valid
     out = {"step": step, "split": split_name, **evaluate_retriever(model, sids, hist, targets, cfg, torch.device("cpu"))}
     atomic_write_json(path / f"eval_{split_name}.json", out)
