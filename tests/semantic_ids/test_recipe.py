@@ -132,7 +132,8 @@ def test_early_stopping_keeps_the_best_weights_and_reports_steps(tmp_path, monke
 def test_sasrec_baseline_in_the_same_summary(tmp_path):
     s = run_train(cfg(tmp_path, "name=s", "train.steps=2", "sasrec.enabled=true", "sasrec.steps=30",
                       "sasrec.d_model=16"))
-    assert set(s["sasrec"]) == {"recall@5", "ndcg@5", "recall@10", "ndcg@10"}
+    assert set(s["sasrec"]) == {"recall@5", "ndcg@5", "recall@10", "ndcg@10", "steps", "best_step", "train_seconds"}
+    assert s["sasrec"]["steps"] == 30 and s["sasrec"]["best_step"] <= 30
     assert (tmp_path / "sid/s/sasrec").is_dir()
 
 

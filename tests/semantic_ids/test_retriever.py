@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from tetrad.semantic_ids.retriever import (SASRec, constrained_beam_search, history_tokens, left_pad, make_t5,
-                                           rank_items, target_labels)
+                                           rank_items, target_labels, training_windows)
 from tetrad.semantic_ids.sids import PAD, Trie, build_sids
 
 
@@ -147,3 +147,35 @@ def test_sasrec_learns_a_deterministic_successor():
     model.eval()
     top = model.top_k(left_pad([[(s + j) % n + 1 for j in range(3)] for s in range(n)], 8), 1)[:, 0]
     assert (top.numpy() == (np.arange(n) + 3) % n + 1).mean() > 0.9
+
+
+def test_training_windows_score_every_interaction_once_with_context():
+    rng = np.random.default_rng(0)
+    seqs = [list(rng.integers(1, 100, n)) for n in (2, 3, 9, 10, 11, 40)]
+    inputs, targets = training_windows(seqs, 8)
+    assert all(len(i) == len(t) <= 8 for i, t in zip(inputs, targets))
+    scored = sorted(x for t in targets for x in t if x)
+    assert scored == sorted(x for s in seqs for x in s[1:])  # each interaction after the first, once
+    _, long = training_windows([seqs[-1]], 8)
+    for tgt in long[:-1]:  # windows cut from inside the sequence score only targets with >= 4 items in view
+        assert [bool(x) for x in tgt] == [False] * 4 + [True] * 4
+    # inputs are the items right before the targets
+    inputs, targets = training_windows([[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]], 4)
+    assert inputs == [[7, 8, 9, 10], [5, 6, 7, 8], [3, 4, 5, 6], [1, 2, 3, 4]]
+    assert targets == [[0, 0, 10, 11], [0, 0, 8, 9], [0, 0, 6, 7], [2, 3, 4, 5]]
+
+
+def test_sasrec_ignores_left_padding():
+    """Padding positions are masked as keys: changing what sits there changes no real position's state."""
+    torch.manual_seed(0)
+    model = SASRec(20, d_model=16, layers=2, heads=2, max_len=6, dropout=0.0).eval()
+    seq = left_pad([[3, 4, 5], [7, 8, 9, 10, 11, 12]], 6)
+    before = model(seq)
+    with torch.no_grad():
+        model.positions.weight[:3] += 5.0  # what the padding of the first row carries into attention
+    after = model(seq)
+    torch.testing.assert_close(after[0, 3:], before[0, 3:])
+    assert not torch.allclose(after[1], before[1])  # (the full row does see those positions)
+    assert torch.isfinite(after).all()
+    # the tied item table starts at unit-scale logits (std d^-1/2 per entry), not sqrt(d)
+    assert 0.5 < model.logits(model(seq))[:, -1].std() < 2.0

@@ -252,8 +252,9 @@ def _schedule(step: int, warmup: int) -> float:
     return step / warmup if step < warmup else math.sqrt(warmup / step)
 
 
-def evaluate_retriever(model, sids, histories, targets, cfg: SidConfig, device) -> dict[str, float]:
-    from tetrad.core.metrics import ndcg_at_k, recall_at_k
+def evaluate_retriever(model, sids, histories, targets, cfg: SidConfig, device, per_user: bool = False) -> dict:
+    """Recall@k and NDCG@k of the beam search's top items (each user's values too with `per_user`)."""
+    from tetrad.semantic_ids.anchors import score_ranking
     from tetrad.semantic_ids.retriever import constrained_beam_search, history_tokens, rank_items
     from tetrad.semantic_ids.sids import Trie
 
@@ -270,13 +271,7 @@ def evaluate_retriever(model, sids, histories, targets, cfg: SidConfig, device) 
                                        renormalise=cfg.eval.renormalise)
         ranked.append(rank_items(g.cpu(), groups, k_max))
     model.train()
-    ranked = np.concatenate(ranked)
-    t = np.asarray(targets)
-    out = {}
-    for k in cfg.eval.ks:
-        out[f"recall@{k}"] = recall_at_k(ranked, t, k)
-        out[f"ndcg@{k}"] = ndcg_at_k(ranked, t, k)
-    return out
+    return score_ranking(np.concatenate(ranked), targets, cfg.eval.ks, per_user)
 
 
 def build_sids_for(cfg: SidConfig, codes: np.ndarray):
@@ -398,40 +393,70 @@ def run_train(cfg: SidConfig) -> dict:
     return summary
 
 
-def run_sasrec(cfg: SidConfig, split, n_items: int, directory: Path, device) -> dict[str, float]:
-    """Train (or reload) the SASRec baseline on the same split and score it on the test users."""
+def run_sasrec(cfg: SidConfig, split, n_items: int, directory: Path, device, per_user: bool = False) -> dict:
+    """Train (or reload) the SASRec baseline on the same split and score it on the test users.
+
+    Batches of `training_windows` are drawn epoch by epoch; every `sasrec.eval_every` steps the
+    validation recall (largest k, `eval.valid_users` users) is measured, the best weights kept,
+    and `sasrec.patience` validations without improvement stop training. The checkpoint holds
+    the best weights; the result adds the steps run, the best step and the training seconds.
+    """
     from tetrad.core.checkpoint import Checkpointer
-    from tetrad.core.metrics import ndcg_at_k, recall_at_k
-    from tetrad.semantic_ids.retriever import SASRec, left_pad
+    from tetrad.core.early_stopping import EarlyStopping
+    from tetrad.semantic_ids.anchors import score_ranking
+    from tetrad.semantic_ids.retriever import SASRec, left_pad, training_windows
 
     s = cfg.sasrec
+    k = max(cfg.eval.ks)
     gen = torch.Generator().manual_seed(cfg.seed)
     with torch.random.fork_rng():
         torch.manual_seed(cfg.seed)
         model = SASRec(n_items, s.d_model, s.layers, s.heads, s.max_len, s.dropout).to(device)
+
+    def ranked_for(histories) -> np.ndarray:
+        model.eval()
+        out = np.concatenate([model.top_k(left_pad([[i + 1 for i in h] for h in histories[a:a + 256]], s.max_len)
+                                          .to(device), k).cpu().numpy() - 1 for a in range(0, len(histories), 256)])
+        model.train()
+        return out
+
     ckpt = Checkpointer(directory, keep=1)
     if ckpt.latest() is not None:
-        ckpt.load(model=model, restore_rng=False)
+        info = ckpt.load(model=model, restore_rng=False)["state"]
     else:
-        seqs = [[i + 1 for i in t] for t in split.train if len(t) >= 2]
+        inputs, targets = training_windows([[i + 1 for i in t] for t in split.train if len(t) >= 2], s.max_len)
+        if not inputs:
+            raise UserError("no SASRec training windows: users need at least 4 interactions")
+        valid_n = cfg.eval.valid_users or len(split.valid[1])
+        valid_hist, valid_target = split.valid[0][:valid_n], split.valid[1][:valid_n]
         opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=0.0)
-        for _ in range(s.steps):
-            batch = [seqs[i] for i in torch.randint(0, len(seqs), (s.batch_size,), generator=gen).tolist()]
-            x = left_pad([b[:-1] for b in batch], s.max_len).to(device)
-            y = left_pad([b[1:] for b in batch], s.max_len).to(device)
-            loss = model.loss(x, y)
+        stopper = EarlyStopping(s.patience)
+        best_state = {n: v.detach().clone() for n, v in model.state_dict().items()}
+        started = time.perf_counter()
+        order = torch.randperm(len(inputs), generator=gen)
+        at, step = 0, 0
+        for step in range(1, s.steps + 1):
+            if at + s.batch_size > len(order):  # a new epoch
+                order, at = torch.randperm(len(inputs), generator=gen), 0
+            batch = order[at:at + s.batch_size].tolist()
+            at += s.batch_size
+            loss = model.loss(left_pad([inputs[i] for i in batch], s.max_len).to(device),
+                              left_pad([targets[i] for i in batch], s.max_len).to(device))
             opt.zero_grad()
             loss.backward()
             opt.step()
-        ckpt.save(s.steps, model=model)
-    model.eval()
-    k = max(cfg.eval.ks)
-    hist, targets = split.test
-    ranked = np.concatenate([model.top_k(left_pad([[i + 1 for i in h] for h in hist[a:a + 256]], s.max_len)
-                                         .to(device), k).cpu().numpy() - 1 for a in range(0, len(hist), 256)])
-    t = np.asarray(targets)
-    return {m: v for kk in cfg.eval.ks for m, v in
-            ((f"recall@{kk}", recall_at_k(ranked, t, kk)), (f"ndcg@{kk}", ndcg_at_k(ranked, t, kk)))}
+            if step % s.eval_every == 0:
+                recall = score_ranking(ranked_for(valid_hist), valid_target, [k])[f"recall@{k}"]
+                if stopper.update(step, recall):
+                    best_state = {n: v.detach().clone() for n, v in model.state_dict().items()}
+                if stopper.stop:
+                    break
+        if stopper.best_step >= 0:
+            model.load_state_dict(best_state)
+        info = {"steps": step, "best_step": stopper.best_step if stopper.best_step >= 0 else step,
+                "train_seconds": time.perf_counter() - started}
+        ckpt.save(step, model=model, state=info)
+    return {**score_ranking(ranked_for(split.test[0]), split.test[1], cfg.eval.ks, per_user), **info}
 
 
 def run_eval(cfg: SidConfig, split_name: str = "test") -> dict:
