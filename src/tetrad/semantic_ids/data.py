@@ -50,6 +50,7 @@ class DataConfig(Config):
 class ItemData:
     embeddings: np.ndarray  # items x dim
     sequences: dict[int, list[int]]  # user -> 0-based item indices in time order (may be empty)
+    sub_cluster: np.ndarray | None = None  # items: the synthetic catalogue's sub-cluster (the heuristic's groups)
 
 
 def _read_index_sequences(path: str, n_items: int) -> dict[int, list[int]]:
@@ -100,7 +101,7 @@ def load_item_data(cfg: DataConfig, seed: int, cache_dir: str | Path | None = No
                              sub_clusters=cfg.sub_clusters, zipf=cfg.zipf if cfg.source == "long_tail" else 0.0,
                              users=cfg.users, min_len=cfg.min_len, max_len=cfg.max_len, stay=cfg.stay,
                              item_zipf=cfg.item_zipf, user_pull=cfg.user_pull, seed=seed)
-        return ItemData(cat.embeddings, cat.sequences)
+        return ItemData(cat.embeddings, cat.sequences, cat.sub_cluster)
     if cfg.source == "amazon":
         from tetrad.data.amazon import load_amazon
 
