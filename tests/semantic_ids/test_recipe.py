@@ -152,13 +152,23 @@ def test_ddp_under_torchrun_matches_one_process(tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["movielens", "long_tail", "uniform", "tiger_amazon"])
+@pytest.mark.parametrize("name", ["movielens", "long_tail", "uniform", "tiger_amazon", "fine_long_tail", "fine_uniform"])
 def test_shipped_configs_load(name):
     c = load_config(SidConfig, Path(__file__).parents[2] / "configs" / "sid" / f"{name}.yaml")
     assert c.name and c.eval.beam >= max(c.eval.ks)
     if name == "tiger_amazon":  # TIGER's published setting
         assert (c.quantizer.layers, c.quantizer.codebook_size, c.model.layers, c.model.heads, c.model.d_kv,
                 c.model.d_ff) == (3, 256, 4, 6, 64, 1024)
+    if name.startswith("fine_"):  # sized to show fine codes: 50k items, 5k users, 3 x 256, trained to convergence
+        assert (c.data.items, c.data.users, c.quantizer.codebook_size, c.data.item_zipf > 0, c.train.patience > 0) == \
+            (50_000, 5000, 256, True, True)
+
+
+def test_study_config_loads():
+    from tetrad.semantic_ids.study import StudyConfig, expand_methods
+
+    c = load_config(StudyConfig, Path(__file__).parents[2] / "configs" / "sid" / "study_fine.yaml")
+    assert "adaptive_k8" in expand_methods(c) and c.quantizer.codebook_size == 256 and c.data.items == 50_000
 
 
 def test_commands_take_config_flag_then_overrides(tmp_path, capsys):
