@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from tetrad.core.config import NonNegativeInt, Parallel, PositiveFloat, PositiveInt, RunConfig, Seed, Share
+from tetrad.core.config import Parallel, PositiveFloat, PositiveInt, RunConfig, Seed, Share
 from tetrad.core.errors import UserError
 from tetrad.core.io import write_marked_block
 from tetrad.semantic_ids.train import (EvalConfig, FixConfig, ModelConfig, QuantizerConfig, SasrecConfig, SidConfig,
