@@ -38,6 +38,8 @@ ZERO_MEANS = {
     "skillc.recipe.SkillCConfig": {"history_length", "lora_rank", "skill0_stages"},
     "semantic_ids.train.QuantizerConfig": {"dead_code_window"},
     "semantic_ids.train.EvalConfig": {"valid_users"},
+    "semantic_ids.train.TrainConfig": {"patience"},
+    "semantic_ids.train.SasrecConfig": {"patience"},
 }
 PROBABILITY = re.compile(r"share|ratio|fraction|holdout|_beta$|^target_|^tau_mr$|^lambda\d$|theta|p_skip|^flip_rate$"
                          r"|^mix$|smoothing|^stay$|entropy_target|dropout")
@@ -51,6 +53,7 @@ YAML_CLASSES = [
     ("agents/eval_*.yaml", "tetrad.agents.evaluate.EvalConfig"),
     ("ranking/compare*.yaml", "tetrad.ranking.compare.CompareConfig"),
     ("ranking/mtmixatt_*.yaml", "tetrad.ranking.train.TrainConfig"),
+    ("sid/study*.yaml", "tetrad.semantic_ids.study.StudyConfig"),
     ("sid/*.yaml", "tetrad.semantic_ids.train.SidConfig"),
     ("skillc/compare.yaml", "tetrad.skillc.compare.CompareConfig"),
     ("skillc/*.yaml", "tetrad.skillc.recipe.SkillCConfig"),

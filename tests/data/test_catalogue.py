@@ -45,3 +45,42 @@ def test_bad_sizes():
         make_catalogue(items=100, top_clusters=32, sub_clusters=16)
     with pytest.raises(UserError, match="min_len"):
         make_catalogue(items=1000, top_clusters=4, sub_clusters=4, min_len=1)
+
+
+def _oracles(cat, k=10):
+    """Hit@k of three oracles that all know the test item's sub-cluster: one ranks its items at random
+    (all a sub-cluster carries), one by their popularity in the training positions, one by how close
+    their offset from the sub-cluster mean lies to the user's mean offset over the history."""
+    sub = cat.sub_cluster
+    means = np.stack([cat.embeddings[sub == c].mean(0) for c in range(sub.max() + 1)])
+    offset = cat.embeddings - means[sub]
+    train = np.bincount([i for s in cat.sequences.values() for i in s[:-1]], minlength=len(sub))
+    random_hit, popular_hit, taste_hit = [], [], []
+    for s in cat.sequences.values():
+        target = s[-1]
+        members = np.flatnonzero(sub == sub[target])
+        random_hit.append(min(k, len(members)) / len(members))
+        popular_hit.append(target in members[np.argsort(-train[members], kind="stable")[:k]])
+        taste = offset[s[:-1]].mean(0)
+        taste_hit.append(target in members[np.argsort(-(offset[members] @ taste), kind="stable")[:k]])
+    return np.mean(random_hit), np.mean(popular_hit), np.mean(taste_hit)
+
+
+def test_fine_knobs_make_the_item_within_a_sub_cluster_predictable():
+    """The data carries the effect: with `item_zipf` an oracle that knows item popularity, with
+    `user_pull` one that knows the user's earlier positions, beats one that only knows the sub-cluster."""
+    kw = dict(items=4000, dim=16, top_clusters=8, sub_clusters=8, zipf=0.0, users=1000, seed=2)
+    plain = make_catalogue(**kw)
+    popular = make_catalogue(**kw, item_zipf=1.2)
+    taste = make_catalogue(**kw, user_pull=2.0)
+    for cat in (popular, taste):  # the geometry is the plain catalogue's: only the sequences change
+        np.testing.assert_array_equal(cat.embeddings, plain.embeddings)
+        np.testing.assert_array_equal(cat.sub_cluster, plain.sub_cluster)
+    r, p, t = _oracles(plain)
+    assert 0.12 < r < 0.2 and p < 1.3 * r and t < 1.3 * r  # uniform within the sub-cluster: nothing to know
+    r, p, t = _oracles(popular)
+    assert p > 3 * r and p > t  # (users' past items lean to the popular side too, so the taste oracle gains)
+    r, p, t = _oracles(taste)
+    assert t > 3 * r and t > 1.5 * p  # a user's own taste beats what is popular among all users
+    with pytest.raises(UserError, match="non-negative"):
+        make_catalogue(**kw, item_zipf=-1.0)

@@ -3,7 +3,7 @@ import pytest
 
 from tetrad.core.errors import UserError
 from tetrad.data.catalogue import make_catalogue
-from tetrad.semantic_ids.hourglass import (adaptive_variable_length, diagnose, drop_layer, format_table,
+from tetrad.semantic_ids.hourglass import (adaptive_k_sweep, adaptive_variable_length, diagnose, drop_layer, format_table,
                                            hourglass_score, layer_stats, normalised_entropy, plot_diagnostics, top_codes_for_entropy)
 from tetrad.semantic_ids.quantizers import RQKMeans
 
@@ -66,6 +66,23 @@ def test_adaptive_fix_removes_top_codes_and_raises_layer2_entropy(twin_codes):
     assert normalised_entropy(kept) >= 0.9 > normalised_entropy(counts)  # the fix raises layer-2 entropy
     with pytest.raises(UserError, match="exactly one of k or entropy_target"):
         adaptive_variable_length(codes, 32)
+
+
+def test_k_sweep_removes_nested_top_codes_and_flattens_layer2(twin_codes):
+    codes = twin_codes["long_tail"]
+    counts = np.bincount(codes[:, 1], minlength=32)
+    sweep = adaptive_k_sweep(codes, 32, [1, 2, 4, 8])
+    assert [r["k"] for r in sweep] == [1, 2, 4, 8]
+    for r in sweep:
+        fixed, removed = adaptive_variable_length(codes, 32, k=r["k"])
+        assert r["removed_codes"] == removed.tolist() and len(removed) == r["k"]
+        assert r["shortened_share"] == pytest.approx(counts[removed].sum() / len(codes))
+    # each K removes the K most frequent codes: nested sets, more items shortened, a flatter rest
+    assert all(set(a["removed_codes"]) < set(b["removed_codes"]) for a, b in zip(sweep, sweep[1:]))
+    assert all(a["shortened_share"] < b["shortened_share"] for a, b in zip(sweep, sweep[1:]))
+    assert all(counts[r["removed_codes"]].min() >= np.delete(counts, r["removed_codes"]).max() for r in sweep)
+    assert sweep[-1]["entropy_left"] > normalised_entropy(counts)
+    assert sweep[0]["top1_share_left"] == pytest.approx(np.sort(counts)[-2] / (len(codes) - counts.max()))
 
 
 def test_drop_layer_and_plots(twin_codes, tmp_path):

@@ -98,13 +98,42 @@ def test_train_resume_continues_bit_for_bit_and_eval_reads_the_run(tmp_path):
     assert all(a[s] == b[s] for s in range(1, 9))
     assert resumed["tiger"] == full["tiger"]
     again = run_eval(cfg(tmp_path, "name=full", "train.steps=8"))
-    assert again["step"] == 8 and again["recall@10"] == full["tiger"]["recall@10"]
+    assert again["step"] == full["best_step"] and again["recall@10"] == full["tiger"]["recall@10"]
+    assert full["steps"] == 8 and not full["stopped_early"] and full["train_seconds"] > 0
+
+
+def test_early_stopping_keeps_the_best_weights_and_reports_steps(tmp_path, monkeypatch):
+    """Validation Recall@10 rises, then falls for `patience` validations: training stops there and the
+    test is scored with the weights of the best validation."""
+    import tetrad.semantic_ids.train as train
+
+    valid = iter([0.1, 0.3, 0.2, 0.25, 0.9, 0.9])  # best at the 2nd validation (step 4); patience 2 stops at step 8
+    seen = []
+
+    def fake_evaluate(model, sids, histories, targets, c, device):
+        seen.append((len(targets), next(iter(model.parameters())).detach().clone()))
+        value = next(valid) if len(targets) == 20 else 0.5  # 20 validation users; the test has all 120
+        return {"recall@5": value, "ndcg@5": value, "recall@10": value, "ndcg@10": value}
+
+    monkeypatch.setattr(train, "evaluate_retriever", fake_evaluate)
+    out = run_train(cfg(tmp_path, "name=es", "train.steps=40", "train.eval_every=2", "train.patience=2"))
+    assert (out["steps"], out["best_step"], out["best_valid"], out["stopped_early"]) == (8, 4, 0.3, True)
+    assert [n for n, _ in seen] == [20, 20, 20, 20, 120]
+    torch.testing.assert_close(seen[-1][1], seen[1][1])  # the test saw the step-4 weights
+    assert not torch.equal(seen[-1][1], seen[3][1])
+    steps = [json.loads(line)["step"] for line in (tmp_path / "sid/es/metrics.jsonl").read_text().splitlines()]
+    assert steps[-1] == 8
+    # resuming a run that stopped early does not train on
+    again = run_train(cfg(tmp_path, "name=es", "train.steps=40", "train.eval_every=2", "train.patience=2",
+                          "resume=true"))
+    assert (again["steps"], again["best_step"]) == (8, 4)
 
 
 def test_sasrec_baseline_in_the_same_summary(tmp_path):
     s = run_train(cfg(tmp_path, "name=s", "train.steps=2", "sasrec.enabled=true", "sasrec.steps=30",
                       "sasrec.d_model=16"))
-    assert set(s["sasrec"]) == {"recall@5", "ndcg@5", "recall@10", "ndcg@10"}
+    assert set(s["sasrec"]) == {"recall@5", "ndcg@5", "recall@10", "ndcg@10", "steps", "best_step", "train_seconds"}
+    assert s["sasrec"]["steps"] == 30 and s["sasrec"]["best_step"] <= 30
     assert (tmp_path / "sid/s/sasrec").is_dir()
 
 
@@ -123,13 +152,23 @@ def test_ddp_under_torchrun_matches_one_process(tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["movielens", "long_tail", "uniform", "tiger_amazon"])
+@pytest.mark.parametrize("name", ["movielens", "long_tail", "uniform", "tiger_amazon", "fine_long_tail", "fine_uniform"])
 def test_shipped_configs_load(name):
     c = load_config(SidConfig, Path(__file__).parents[2] / "configs" / "sid" / f"{name}.yaml")
     assert c.name and c.eval.beam >= max(c.eval.ks)
     if name == "tiger_amazon":  # TIGER's published setting
         assert (c.quantizer.layers, c.quantizer.codebook_size, c.model.layers, c.model.heads, c.model.d_kv,
                 c.model.d_ff) == (3, 256, 4, 6, 64, 1024)
+    if name.startswith("fine_"):  # sized to show fine codes: 50k items, 5k users, 3 x 256, trained to convergence
+        assert (c.data.items, c.data.users, c.quantizer.codebook_size, c.data.item_zipf > 0, c.train.patience > 0) == \
+            (50_000, 5000, 256, True, True)
+
+
+def test_study_config_loads():
+    from tetrad.semantic_ids.study import StudyConfig, expand_methods
+
+    c = load_config(StudyConfig, Path(__file__).parents[2] / "configs" / "sid" / "study_fine.yaml")
+    assert "adaptive_k8" in expand_methods(c) and c.quantizer.codebook_size == 256 and c.data.items == 50_000
 
 
 def test_commands_take_config_flag_then_overrides(tmp_path, capsys):

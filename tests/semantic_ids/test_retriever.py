@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from tetrad.semantic_ids.retriever import (SASRec, constrained_beam_search, history_tokens, left_pad, make_t5,
-                                           rank_items, target_labels)
+                                           rank_items, target_labels, training_windows)
 from tetrad.semantic_ids.sids import PAD, Trie, build_sids
 
 
@@ -13,14 +13,22 @@ def tiny_t5(vocab, seed=0):
 
 
 @torch.no_grad()
-def exhaustive_scores(model, ids, mask, rows):
-    """Sum of token log-probs of every ID row for every user (no search at all)."""
+def exhaustive_scores(model, ids, mask, rows, trie=None):
+    """Sum of token log-probs of every ID row for every user (no search at all); with `trie`,
+    each step's softmax is over the tokens the trie allows after that row's prefix."""
     n = len(rows)
     out = torch.zeros(len(ids), n)
     for u in range(len(ids)):
         dec = torch.cat([torch.full((n, 1), PAD), torch.from_numpy(rows)], 1)
-        logp = model(input_ids=ids[u:u + 1].expand(n, -1), attention_mask=mask[u:u + 1].expand(n, -1),
-                     decoder_input_ids=dec[:, :-1]).logits.log_softmax(-1)
+        logits = model(input_ids=ids[u:u + 1].expand(n, -1), attention_mask=mask[u:u + 1].expand(n, -1),
+                       decoder_input_ids=dec[:, :-1]).logits
+        if trie is not None:
+            allowed = torch.zeros_like(logits, dtype=torch.bool)
+            for r, row in enumerate(rows.tolist()):
+                for t in range(len(row)):
+                    allowed[r, t, trie.allowed(trie.walk(row[:t])) or [PAD]] = True
+            logits = logits.masked_fill(~allowed, float("-inf"))
+        logp = logits.log_softmax(-1)
         tok = torch.from_numpy(rows)
         lp = logp.gather(2, tok.unsqueeze(-1)).squeeze(-1)
         out[u] = torch.where(tok == PAD, torch.zeros_like(lp), lp).sum(1)  # PAD after EOS costs nothing
@@ -43,6 +51,29 @@ def test_beam_as_wide_as_the_catalogue_finds_the_exact_ranking(variable):
     best = exact.argsort(1, descending=True)
     assert (found[:, :10] == best[:, :10]).all()
     torch.testing.assert_close(scores, exact.gather(1, found), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("variable", [False, True])
+def test_renormalised_scores_sum_to_one_over_allowed_tokens(variable):
+    """With the softmax over each node's allowed tokens, the scores of all IDs are a distribution."""
+    rng = np.random.default_rng(2)
+    codes = rng.integers(0, 4, (40, 3))
+    if variable:
+        codes[codes[:, 1] == 0, 1] = -1
+        codes[:5, 2] = -1
+    sids = build_sids(codes, 4, collision="none")
+    uniq, _ = sids.item_groups()
+    trie = Trie.build(uniq)
+    model = tiny_t5(sids.vocab_size)
+    ids, mask = history_tokens(sids, [list(rng.integers(0, 40, 5)) for _ in range(6)], 20)
+    found, scores = constrained_beam_search(model, ids, mask, trie, beam=len(uniq), renormalise=True)
+    assert (found >= 0).all()
+    torch.testing.assert_close(scores.exp().sum(1), torch.ones(6), rtol=1e-4, atol=1e-4)
+    exact = exhaustive_scores(model, ids, mask, uniq, trie)
+    torch.testing.assert_close(scores, exact.gather(1, found), rtol=1e-4, atol=1e-4)
+    assert (found[:, :5] == exact.argsort(1, descending=True)[:, :5]).all()
+    _, plain = constrained_beam_search(model, ids, mask, trie, beam=len(uniq))
+    assert (plain.exp().sum(1) < 0.5).all()  # the default leaves the disallowed tokens' mass out
 
 
 def test_matches_hugging_face_generate_with_prefix_constraints():
@@ -116,3 +147,35 @@ def test_sasrec_learns_a_deterministic_successor():
     model.eval()
     top = model.top_k(left_pad([[(s + j) % n + 1 for j in range(3)] for s in range(n)], 8), 1)[:, 0]
     assert (top.numpy() == (np.arange(n) + 3) % n + 1).mean() > 0.9
+
+
+def test_training_windows_score_every_interaction_once_with_context():
+    rng = np.random.default_rng(0)
+    seqs = [list(rng.integers(1, 100, n)) for n in (2, 3, 9, 10, 11, 40)]
+    inputs, targets = training_windows(seqs, 8)
+    assert all(len(i) == len(t) <= 8 for i, t in zip(inputs, targets))
+    scored = sorted(x for t in targets for x in t if x)
+    assert scored == sorted(x for s in seqs for x in s[1:])  # each interaction after the first, once
+    _, long = training_windows([seqs[-1]], 8)
+    for tgt in long[:-1]:  # windows cut from inside the sequence score only targets with >= 4 items in view
+        assert [bool(x) for x in tgt] == [False] * 4 + [True] * 4
+    # inputs are the items right before the targets
+    inputs, targets = training_windows([[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]], 4)
+    assert inputs == [[7, 8, 9, 10], [5, 6, 7, 8], [3, 4, 5, 6], [1, 2, 3, 4]]
+    assert targets == [[0, 0, 10, 11], [0, 0, 8, 9], [0, 0, 6, 7], [2, 3, 4, 5]]
+
+
+def test_sasrec_ignores_left_padding():
+    """Padding positions are masked as keys: changing what sits there changes no real position's state."""
+    torch.manual_seed(0)
+    model = SASRec(20, d_model=16, layers=2, heads=2, max_len=6, dropout=0.0).eval()
+    seq = left_pad([[3, 4, 5], [7, 8, 9, 10, 11, 12]], 6)
+    before = model(seq)
+    with torch.no_grad():
+        model.positions.weight[:3] += 5.0  # what the padding of the first row carries into attention
+    after = model(seq)
+    torch.testing.assert_close(after[0, 3:], before[0, 3:])
+    assert not torch.allclose(after[1], before[1])  # (the full row does see those positions)
+    assert torch.isfinite(after).all()
+    # the tied item table starts at unit-scale logits (std d^-1/2 per entry), not sqrt(d)
+    assert 0.5 < model.logits(model(seq))[:, -1].std() < 2.0

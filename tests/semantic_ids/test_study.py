@@ -1,5 +1,7 @@
 import json
 
+import numpy as np
+
 from tetrad.core.config import load_config
 from tetrad.semantic_ids.study import StudyConfig, findings, run_study
 
@@ -35,12 +37,46 @@ def test_findings_say_when_the_effect_is_absent():
     assert findings(cfg, rows)[0].startswith("- uniform, rq_kmeans: no hourglass")
 
 
-def test_recall_findings_pair_methods_by_seed():
-    """The Recall@10 line compares methods seed by seed (same catalogue and users), with the spread."""
-    rec = {("rq_kmeans", 0): 0.10, ("rq_kmeans", 1): 0.20, ("adaptive", 0): 0.13, ("adaptive", 1): 0.18}
+def test_recall_findings_pair_methods_by_user_with_bootstrap_intervals():
+    """Recall@10 differences are paired over (seed, user) with paired_bootstrap's interval, and say
+    whether the interval excludes 0; anchors appear beside the methods."""
+    from tetrad.core.bootstrap import paired_bootstrap
+
+    rng = np.random.default_rng(0)
+    hits = {m: {s: (rng.random(400) < p).astype(float).tolist() for s in (0, 1)}
+            for m, p in (("rq_kmeans", 0.2), ("adaptive_k2", 0.2), ("subcluster", 0.5))}
     rows = [{"dataset": "long_tail", "method": m, "seed": s, "per_layer": [{"entropy": 0.9}] * 3,
-             "retrieval": {"recall@10": v}} for (m, s), v in rec.items()]
-    cfg = load_config(StudyConfig, None, ["datasets=[long_tail]", "methods=[rq_kmeans,adaptive]"])
+             "retrieval": {"recall@10": float(np.mean(v)), "per_user": {"recall@10": v, "ndcg@10": v}}}
+            for m, by_seed in hits.items() for s, v in by_seed.items()]
+    cfg = load_config(StudyConfig, None, ["datasets=[long_tail]", "methods=[rq_kmeans,adaptive_k]",
+                                          "adaptive_ks=[2]"])
     line = [f for f in findings(cfg, rows) if "Recall@10" in f][0]
-    assert line == ("- long_tail, Recall@10 against rq_kmeans 0.1500: adaptive 0.1550 (difference +0.0050 ± 0.0354, "
-                    "higher in 1 of 2 seeds).")
+    mean, lo, hi = paired_bootstrap(hits["subcluster"][0] + hits["subcluster"][1],
+                                    hits["rq_kmeans"][0] + hits["rq_kmeans"][1])
+    assert f"subcluster {np.mean(hits['subcluster'][0] + hits['subcluster'][1]):.4f} ({mean:+.4f} [{lo:+.4f}, " \
+           f"{hi:+.4f}], higher)" in line
+    assert line.startswith("- long_tail, Recall@10 against rq_kmeans")
+    assert "adaptive_k2" in line and "no clear difference" in line.split("adaptive_k2")[1].split(")")[0]
+    assert "popularity" not in line  # no rows, no claim
+
+
+def test_study_with_retrieval_runs_the_k_sweep_and_the_anchors(tmp_path):
+    args = [f"root={tmp_path}", f"output={tmp_path / 'r.md'}", "datasets=[long_tail]", "seeds=[0]",
+            "retrieval_seeds=[0]", "methods=[rq_kmeans,adaptive_k]", "adaptive_ks=[1,2]", "data.items=600",
+            "data.dim=8", "data.top_clusters=4", "data.sub_clusters=4", "data.users=40", "data.item_zipf=1.0",
+            "quantizer.codebook_size=8", "quantizer.niter=3", "model.d_model=16", "model.layers=1",
+            "model.heads=2", "model.d_kv=8", "model.d_ff=32", "train.steps=6", "train.eval_every=2",
+            "train.patience=1", "train.batch_size=16", "eval.beam=10", "sasrec.steps=4", "sasrec.eval_every=2",
+            "sasrec.d_model=8"]
+    out = run_study(load_config(StudyConfig, None, args), command="tetrad sid hourglass ...")
+    by_method = {r["method"]: r for r in out["results"]}
+    assert list(by_method) == ["rq_kmeans", "adaptive_k1", "adaptive_k2", "subcluster", "popularity", "sasrec"]
+    assert [len(by_method[f"adaptive_k{k}"]["fix"]["removed_codes"]) for k in (1, 2)] == [1, 2]
+    for m, r in by_method.items():
+        assert len(r["retrieval"]["per_user"]["recall@10"]) == 40  # every test user
+        if m not in ("subcluster", "popularity"):
+            assert 2 <= r["retrieval"]["best_step"] <= r["retrieval"]["steps"] <= 6
+    assert not by_method["adaptive_k2"]["retrieval"]["eos"]  # collision tokens: no EOS needed
+    text = (tmp_path / "r.md").read_text()
+    assert "| long_tail | subcluster |" in text and "### Paired differences to rq_kmeans" in text
+    assert "| long_tail | adaptive_k2 | " in text.split("### Paired differences")[1]

@@ -1,6 +1,7 @@
 """Evaluation metrics shared by the systems, as pure functions of arrays.
 
-Ranking (CTR): `auc`, `gauc` (from `group_aucs`), `logloss`. Retrieval: `recall_at_k`, `ndcg_at_k`.
+Ranking (CTR): `auc`, `gauc` (from `group_aucs`), `logloss`. Retrieval: `recall_at_k`, `ndcg_at_k`
+(per row: `recall_rows`, `ndcg_rows`).
 Concentration of counts: `gini`.
 Sampling-based reasoning evaluation: `pass_at_k`, `mean_at_k`, `maj_at_k`.
 Inputs may be lists, NumPy arrays or torch tensors.
@@ -91,19 +92,30 @@ def _relevance(ranked: Any, relevant: Any, k: int) -> tuple[np.ndarray, np.ndarr
     return hits.reshape(len(sets), -1), np.array([len(s) for s in sets], dtype=np.float64)
 
 
+def recall_rows(ranked: Any, relevant: Any, k: int) -> np.ndarray:
+    """Per row |top-k ∩ relevant| / |relevant| (a hit, 0 or 1, when one target per row): what
+    paired comparisons of two rankers resample."""
+    hits, n_rel = _relevance(ranked, relevant, k)
+    return hits.sum(1) / np.maximum(n_rel, 1)
+
+
 def recall_at_k(ranked: Any, relevant: Any, k: int) -> float:
     """Mean over rows of |top-k ∩ relevant| / |relevant| (hit rate when one target per row)."""
-    hits, n_rel = _relevance(ranked, relevant, k)
-    return float((hits.sum(1) / np.maximum(n_rel, 1)).mean())
+    return float(recall_rows(ranked, relevant, k).mean())
 
 
-def ndcg_at_k(ranked: Any, relevant: Any, k: int) -> float:
-    """Mean NDCG@k with binary relevance: DCG = sum hit_i / log2(i + 2), over the ideal DCG."""
+def ndcg_rows(ranked: Any, relevant: Any, k: int) -> np.ndarray:
+    """Per row NDCG@k with binary relevance: DCG = sum hit_i / log2(i + 2), over the ideal DCG."""
     hits, n_rel = _relevance(ranked, relevant, k)
     discounts = 1.0 / np.log2(np.arange(hits.shape[1]) + 2)
     dcg = (hits * discounts).sum(1)
     ideal = np.array([discounts[: int(min(n, hits.shape[1]))].sum() for n in n_rel])
-    return float(np.where(ideal > 0, dcg / np.where(ideal > 0, ideal, 1), 0.0).mean())
+    return np.where(ideal > 0, dcg / np.where(ideal > 0, ideal, 1), 0.0)
+
+
+def ndcg_at_k(ranked: Any, relevant: Any, k: int) -> float:
+    """Mean NDCG@k with binary relevance (`ndcg_rows` averaged)."""
+    return float(ndcg_rows(ranked, relevant, k).mean())
 
 
 def gini(counts: Any) -> float:

@@ -8,6 +8,20 @@ geometry with equal sizes. Users browse the hierarchy: each has a preferred top 
 (Dirichlet weights), and each next item stays in the current sub-cluster with probability
 `stay`, else moves to a new sub-cluster drawn from the user's preferences and the sizes, so
 history predicts the next item's region of the space.
+
+Within the sub-cluster the item is uniform by default, so nothing below the sub-cluster can
+be predicted and the codes under it carry no signal. Two knobs make those fine codes matter,
+both tied to where an item sits inside its sub-cluster (its offset from the centre), so that
+codes which encode that position can carry them:
+
+- `item_zipf`: popularity within the sub-cluster. Items are ranked by their offset's
+  projection on one random direction; the r-th is drawn with weight r^-item_zipf.
+- `user_pull`: a user-specific taste. Each user has a random mix of `TASTE_DIRECTIONS`
+  directions; an item's weight is multiplied by exp(user_pull * s), s ~ N(0, 1) the
+  projection of its standardised offset on the user's mix, so past items tell which part of
+  a sub-cluster a user picks from.
+
+With both at 0 the catalogue is exactly the one made before they existed (same draws).
 """
 
 from __future__ import annotations
@@ -17,6 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from tetrad.core.errors import UserError
+
+
+TASTE_DIRECTIONS = 8  # directions a user's taste mixes (few, so that users overlap and the taste is learnable)
 
 
 @dataclass(frozen=True)
@@ -39,12 +56,16 @@ def zipf_sizes(total: int, parts: int, exponent: float, rng: np.random.Generator
 
 def make_catalogue(items: int = 100_000, dim: int = 384, top_clusters: int = 64, sub_clusters: int = 32,
                    zipf: float = 1.2, users: int = 2000, min_len: int = 5, max_len: int = 30, stay: float = 0.7,
-                   spread: tuple[float, float, float] = (1.0, 0.5, 0.25), seed: int = 0) -> Catalogue:
+                   spread: tuple[float, float, float] = (1.0, 0.5, 0.25), item_zipf: float = 0.0,
+                   user_pull: float = 0.0, seed: int = 0) -> Catalogue:
     """A catalogue of `items` embeddings and `users` sequences; `zipf=0` gives the uniform twin.
 
     `spread` is the standard deviation (per dimension, scaled by 1/sqrt(dim)) of top centres,
-    sub centres around them, and items around those.
+    sub centres around them, and items around those. `item_zipf` and `user_pull` (module
+    docstring) make the item within a sub-cluster depend on its position there.
     """
+    if item_zipf < 0 or user_pull < 0:
+        raise UserError("item_zipf and user_pull must be non-negative")
     if items < top_clusters * sub_clusters:
         raise UserError(f"{items} items are fewer than the {top_clusters * sub_clusters} sub-clusters")
     if not 2 <= min_len <= max_len:
@@ -70,12 +91,28 @@ def make_catalogue(items: int = 100_000, dim: int = 384, top_clusters: int = 64,
         idx = sub_of_item[start:start + 65536]
         emb[start:start + len(idx)] = sub_centres[idx] + rng.normal(0, spread[2] * scale, (len(idx), dim))
     first_item = np.r_[0, np.cumsum(sub_sizes)[:-1]]
-    sequences = _browse(rng, users, sub_sizes, first_item, top_of_sub, top_clusters, min_len, max_len, stay)
+    fine = None
+    if item_zipf > 0 or user_pull > 0:
+        # directions drawn after the embeddings, so the geometry matches the catalogue without them
+        dirs = rng.normal(size=(dim, 1 + TASTE_DIRECTIONS))
+        dirs /= np.linalg.norm(dirs, axis=0)
+        proj = np.empty((items, 1 + TASTE_DIRECTIONS))
+        for start in range(0, items, 65536):
+            end = min(start + 65536, items)
+            offset = emb[start:end] - sub_centres[sub_of_item[start:end]]
+            proj[start:end] = offset @ dirs / (spread[2] * scale)  # ~ N(0, 1) per direction
+        order = np.lexsort((-proj[:, 0], sub_of_item))  # by sub-cluster, then by popularity projection
+        rank = np.empty(items, dtype=np.int64)
+        rank[order] = np.arange(items) - first_item[sub_of_item[order]] + 1
+        fine = (-item_zipf * np.log(rank), user_pull * proj[:, 1:])
+    sequences = _browse(rng, users, sub_sizes, first_item, top_of_sub, top_clusters, min_len, max_len, stay, fine)
     return Catalogue(emb, top_of_sub[sub_of_item], sub_of_item, sequences)
 
 
-def _browse(rng, users, sub_sizes, first_item, top_of_sub, top_clusters, min_len, max_len, stay):
-    """Users' sequences: a Markov walk over sub-clusters, items uniform within a sub-cluster."""
+def _browse(rng, users, sub_sizes, first_item, top_of_sub, top_clusters, min_len, max_len, stay, fine=None):
+    """Users' sequences: a Markov walk over sub-clusters, items uniform within a sub-cluster, or
+    with `fine` = (popularity log-weight per item, items x TASTE_DIRECTIONS taste scores scaled
+    by user_pull) drawn from their softmax with a per-user mix of the taste scores."""
     lengths = rng.integers(min_len, max_len + 1, users)
     prefs = rng.dirichlet(np.full(top_clusters, 0.3), users)  # few favourite top clusters per user
     sub_weight = sub_sizes / np.bincount(top_of_sub, weights=sub_sizes)[top_of_sub]  # within its top
@@ -87,6 +124,17 @@ def _browse(rng, users, sub_sizes, first_item, top_of_sub, top_clusters, min_len
         moves[0] = True
         draws = rng.choice(len(sub_sizes), int(moves.sum()), p=p_sub)
         subs = draws[np.cumsum(moves) - 1]  # each step repeats the last drawn sub-cluster
-        items = first_item[subs] + (rng.random(lengths[u]) * sub_sizes[subs]).astype(np.int64)
+        if fine is None:
+            items = first_item[subs] + (rng.random(lengths[u]) * sub_sizes[subs]).astype(np.int64)
+        else:
+            popularity, taste = fine
+            mix = rng.normal(size=taste.shape[1]) / np.sqrt(taste.shape[1])  # unit variance of taste @ mix
+            items = np.empty(lengths[u], dtype=np.int64)
+            for sub in np.unique(subs):
+                at = np.flatnonzero(subs == sub)
+                idx = slice(first_item[sub], first_item[sub] + sub_sizes[sub])
+                logit = popularity[idx] + taste[idx] @ mix
+                p = np.exp(logit - logit.max())
+                items[at] = first_item[sub] + rng.choice(sub_sizes[sub], len(at), p=p / p.sum())
         sequences[u + 1] = items.tolist()
     return sequences

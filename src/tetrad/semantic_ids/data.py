@@ -36,6 +36,8 @@ class DataConfig(Config):
     min_len: Annotated[int, Field(ge=3)] = 5  # leave-one-out needs three interactions
     max_len: PositiveInt = 30
     stay: Share = 0.7
+    item_zipf: NonNegativeFloat = 0.0  # popularity within a sub-cluster (0: uniform; makes the fine codes matter)
+    user_pull: NonNegativeFloat = 0.0  # strength of each user's taste within a sub-cluster (0: none)
 
     @model_validator(mode="after")
     def _lengths(self):
@@ -48,6 +50,7 @@ class DataConfig(Config):
 class ItemData:
     embeddings: np.ndarray  # items x dim
     sequences: dict[int, list[int]]  # user -> 0-based item indices in time order (may be empty)
+    sub_cluster: np.ndarray | None = None  # items: the synthetic catalogue's sub-cluster (the heuristic's groups)
 
 
 def _read_index_sequences(path: str, n_items: int) -> dict[int, list[int]]:
@@ -96,8 +99,9 @@ def load_item_data(cfg: DataConfig, seed: int, cache_dir: str | Path | None = No
 
         cat = make_catalogue(items=cfg.items, dim=cfg.dim, top_clusters=cfg.top_clusters,
                              sub_clusters=cfg.sub_clusters, zipf=cfg.zipf if cfg.source == "long_tail" else 0.0,
-                             users=cfg.users, min_len=cfg.min_len, max_len=cfg.max_len, stay=cfg.stay, seed=seed)
-        return ItemData(cat.embeddings, cat.sequences)
+                             users=cfg.users, min_len=cfg.min_len, max_len=cfg.max_len, stay=cfg.stay,
+                             item_zipf=cfg.item_zipf, user_pull=cfg.user_pull, seed=seed)
+        return ItemData(cat.embeddings, cat.sequences, cat.sub_cluster)
     if cfg.source == "amazon":
         from tetrad.data.amazon import load_amazon
 

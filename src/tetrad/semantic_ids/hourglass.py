@@ -19,6 +19,8 @@ Fixes:
   whose remaining second-layer distribution reaches that entropy, normalised by
   log(K_codebook - K) since the removed codes leave the vocabulary. (The diagnostics table
   keeps normalising by the full codebook, so numbers stay comparable across methods.)
+- `adaptive_k_sweep(codes, K_codebook, ks)`: the adaptive fix for each K of a sweep (the paper
+  varies the number of removed top tokens), with what each K does to layer 2.
 - balanced RQ-KMeans (`quantizers.BalancedRQKMeans`), the beyond-the-paper option.
 """
 
@@ -212,3 +214,20 @@ def adaptive_variable_length(codes, codebook_size: int, k: int | None = None,
     removed = removed[counts[removed] > 0]
     codes[np.isin(column, removed), layer] = -1
     return codes, removed
+
+
+def adaptive_k_sweep(codes, codebook_size: int, ks, layer: int = 1) -> list[dict[str, Any]]:
+    """The adaptive fix for each K in `ks`: per K the removed codes, the share of items whose ID
+    got shorter, and the layer's normalised entropy over the codes left (log(codebook - K)) and
+    top-1 share among the items that keep the token."""
+    codes = np.asarray(codes)
+    rows = []
+    for k in ks:
+        fixed, removed = adaptive_variable_length(codes, codebook_size, k=int(k), layer=layer)
+        column = fixed[:, layer]
+        counts = np.delete(code_counts(column, codebook_size), removed)
+        kept = counts.sum()
+        rows.append({"k": int(k), "removed_codes": removed.tolist(), "shortened_share": float((column < 0).mean()),
+                     "entropy_left": normalised_entropy(counts),
+                     "top1_share_left": float(counts.max() / kept) if kept else 0.0})
+    return rows

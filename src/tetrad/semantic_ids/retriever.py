@@ -5,12 +5,16 @@ encoder reads the SID tokens of a user's last `max_history` items, the decoder w
 next item's SID. `constrained_beam_search` decodes a whole batch at once, keeping `beam`
 hypotheses per user and extending each only by the tokens its trie node allows (CSR
 lookup, no Python loop over hypotheses), so every result is an existing item; IDs of
-different lengths (variable-length SIDs end with EOS) are handled by letting finished
-hypotheses carry their score unchanged.
+different lengths are handled by letting finished hypotheses carry their score unchanged.
 
 `SASRec` (Kang & McAuley, 2018) is the item-id baseline: causal self-attention over the
 item sequence, scored against the item embedding table; trained here with full softmax
-cross-entropy over the catalogue (a common, stronger variant than the paper's sampled BCE).
+cross-entropy over the catalogue (a common, stronger variant than the paper's sampled BCE),
+at every position of windows that score each interaction once (`training_windows`). Left
+padding is masked out as attention keys. The item table is initialised with standard
+deviation d^-1/2: it is also the output layer, and with unit-variance rows the first logits
+have standard deviation sqrt(d), a saturated softmax the model did not recover from
+(training loss near ln(items) on MovieLens-100k, below popularity; issue 19).
 """
 
 from __future__ import annotations
@@ -125,11 +129,14 @@ class _BeamDecoder:
 
 @torch.inference_mode()
 def constrained_beam_search(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, trie: Trie,
-                            beam: int) -> tuple[torch.Tensor, torch.Tensor]:
+                            beam: int, renormalise: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-`beam` ID rows per user under the trie: (leaf groups B x beam, -1 where fewer exist; scores).
 
-    A hypothesis' score is the sum of its tokens' log-probabilities (softmax over the whole
-    vocabulary, as Hugging Face's beam search with `prefix_allowed_tokens_fn` scores them).
+    A hypothesis' score is the sum of its tokens' log-probabilities: by default a softmax over
+    the whole vocabulary, as Hugging Face's beam search with `prefix_allowed_tokens_fn` scores
+    them; with `renormalise=True` a softmax over the tokens the trie allows at that node (as
+    GRID does), so the scores of all IDs form a distribution (sum to one). Without it, mass the
+    model puts on disallowed tokens penalises a prefix, more so for IDs with more steps.
     The first step runs once per user (all beams are the root then); see `_BeamDecoder` for
     how the cross-attention is shared by a user's hypotheses.
     """
@@ -155,7 +162,12 @@ def constrained_beam_search(model, input_ids: torch.Tensor, attention_mask: torc
         edge = torch.where(done, torch.zeros_like(src), ptr[flat_nodes[src]] + offset)
         tok = torch.where(done, torch.full_like(src, PAD), ctok[edge])
         child = torch.where(done, flat_nodes[src], cnode[edge])
-        cand = scores.view(-1)[src] + torch.where(done, torch.zeros_like(logp[src, 0]), logp[src, tok])
+        step_logp = logp[src, tok]
+        if renormalise:  # log-softmax over each hypothesis' allowed tokens (its candidates)
+            top = torch.full((b * width,), float("-inf"), device=device).scatter_reduce(0, src, step_logp, "amax")
+            mass = torch.zeros(b * width, device=device).index_add(0, src, (step_logp - top[src]).exp())
+            step_logp = step_logp - (top + mass.log())[src]
+        cand = scores.view(-1)[src] + torch.where(done, torch.zeros_like(step_logp), step_logp)
         # top `beam` candidates per user: sort by score, then stably by user
         order = torch.argsort(cand, descending=True, stable=True)
         order = order[torch.argsort(src[order] // width, stable=True)]
@@ -197,19 +209,26 @@ class SASRec(nn.Module):
                  max_len: int = 50, dropout: float = 0.2):
         super().__init__()
         self.items = nn.Embedding(n_items + 1, d_model, padding_idx=0)
+        nn.init.normal_(self.items.weight, std=d_model ** -0.5)  # tied output: logits start near unit scale
+        with torch.no_grad():
+            self.items.weight[0].zero_()
         self.positions = nn.Embedding(max_len, d_model)
         block = nn.TransformerEncoderLayer(d_model, heads, 4 * d_model, dropout, batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
         self.max_len = max_len
+        self.heads = heads
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
         """Hidden state at each position of left-padded item sequences (B x T x d)."""
-        t = seq.shape[1]
+        b, t = seq.shape
         h = self.items(seq) * self.items.embedding_dim ** 0.5 + self.positions(torch.arange(t, device=seq.device))
-        causal = torch.triu(torch.ones(t, t, dtype=torch.bool, device=seq.device), 1)
-        h = self.encoder(self.dropout(h), mask=causal)
+        # no query sees a later position or a padding key; a padding query sees itself, so no
+        # softmax row is empty (those rows are never scored)
+        blocked = torch.triu(torch.ones(t, t, dtype=torch.bool, device=seq.device), 1) | (seq == 0)[:, None, :]
+        blocked &= ~torch.eye(t, dtype=torch.bool, device=seq.device)
+        h = self.encoder(self.dropout(h), mask=blocked.repeat_interleave(self.heads, 0))
         return self.norm(h)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -224,6 +243,27 @@ class SASRec(nn.Module):
     def top_k(self, seq: torch.Tensor, k: int) -> torch.Tensor:
         """k best next items (1-based indices) after each sequence's last position."""
         return self.logits(self(seq)[:, -1]).topk(k, dim=-1).indices + 1
+
+
+def training_windows(seqs: list[list[int]], width: int) -> tuple[list[list[int]], list[list[int]]]:
+    """(inputs, targets) windows of `width` next-item steps that score every interaction after a
+    sequence's first exactly once, each with at least width // 2 earlier items in view (or all
+    there are): windows end every `stride` = width - width // 2 steps back from the sequence's end,
+    and each scores only its last `stride` targets (the one reaching the start scores all it has
+    left). Target 0 is not scored."""
+    stride = width - width // 2
+    inputs, targets = [], []
+    for s in seqs:
+        end = len(s)
+        while end > 1:
+            lo = max(0, end - 1 - width)
+            first = lo + 1 if lo == 0 else end - stride  # index in `s` of the first target this window scores
+            inputs.append(s[lo:end - 1])
+            targets.append([x if j >= first else 0 for j, x in enumerate(s[lo + 1:end], lo + 1)])
+            if lo == 0:
+                break
+            end -= stride
+    return inputs, targets
 
 
 def left_pad(seqs: list[list[int]], width: int) -> torch.Tensor:

@@ -7,7 +7,14 @@ different things at different depths.
 
 An item's ID is its codes in layer order, skipping positions a fix removed (-1), then its
 collision token (`collision="token"`: its index among items sharing the same codes), then
-EOS when `eos=True` (always for variable-length IDs, which need it to stay prefix-free).
+EOS when `eos=True`. By default (`eos=None`) EOS is added only when some ID would otherwise
+be a strict prefix of another, the one case where the decoder cannot tell where an ID ends.
+With a collision token that never happens (every ID ends in a collision token, and a shorter
+ID's last token is a code token at that position in a longer one, since tokens are
+layer-specific), nor when a fix removes an inner layer only (the adaptive fix's (c1, c3) and
+(c1, c2, c3) differ at the second token); it does when trailing positions are removed without
+a collision token. An unneeded EOS is one more decoding step whose probability mass every
+variable-length ID pays, which lowered the adaptive fix's recall (issue 19).
 With `collision="none"` items that share codes share an ID; the retriever then ranks them
 in item order under that ID.
 """
@@ -47,7 +54,14 @@ class SemanticIds:
         return uniq, [order[bounds[i]:bounds[i + 1]] for i in range(len(uniq))]
 
 
+def has_prefix_pairs(rows: list[tuple[int, ...]]) -> bool:
+    """Whether some row (a token tuple) is a strict prefix of another."""
+    full = set(rows)
+    return any(row[:i] in full for row in rows for i in range(1, len(row)))
+
+
 def build_sids(codes, codebook_size: int, collision: str = "token", eos: bool | None = None) -> SemanticIds:
+    """IDs of `codes` (items x layers, -1 = removed); `eos=None` adds EOS only where IDs need it."""
     codes = np.asarray(codes, dtype=np.int64)
     if codes.ndim != 2 or len(codes) == 0:
         raise UserError(f"codes must be a non-empty items x layers array (got shape {codes.shape})")
@@ -55,10 +69,6 @@ def build_sids(codes, codebook_size: int, collision: str = "token", eos: bool | 
         raise UserError(f"collision must be 'token' or 'none' (got '{collision}')")
     if codes.max() >= codebook_size or codes.min() < -1:
         raise UserError(f"codes must lie in [0, {codebook_size}) or be -1 for a removed position")
-    variable = bool((codes < 0).any())
-    eos = variable if eos is None else eos
-    if variable and not eos:
-        raise UserError("variable-length IDs need the end-of-ID token (eos=true) to stay prefix-free")
     n, layers = codes.shape
     parts = [np.where(codes[:, l] >= 0, FIRST_CODE + l * codebook_size + codes[:, l], -1) for l in range(layers)]
     vocab = FIRST_CODE + layers * codebook_size
@@ -66,9 +76,14 @@ def build_sids(codes, codebook_size: int, collision: str = "token", eos: bool | 
         suffix = collision_suffix(codes)
         parts.append(vocab + suffix)
         vocab += int(suffix.max()) + 1
-    if eos:
-        parts.append(np.full(n, EOS))
     raw = np.stack(parts, 1)
+    # equal-length IDs cannot be prefixes of one another
+    needed = bool((codes < 0).any()) and has_prefix_pairs([tuple(row[row >= 0].tolist()) for row in raw])
+    eos = needed if eos is None else eos
+    if needed and not eos:
+        raise UserError("some semantic IDs are prefixes of others: they need the end-of-ID token (eos=true)")
+    if eos:
+        raw = np.concatenate([raw, np.full((n, 1), EOS)], 1)
     keep = raw >= 0
     lengths = keep.sum(1)
     tokens = np.full((n, int(lengths.max())), PAD, dtype=np.int64)

@@ -7,17 +7,25 @@ All read one `SidConfig` and write `runs/sid/<name>/`:
     codes.npy           after the configured fix (-1 where a fix removed a token)
     diagnostics.json/md the hourglass diagnostics of both, plots/ their figures
     checkpoints/        retriever checkpoints (train; resumable with resume=true)
+    best.pt             the retriever weights of the best validation so far (scored on the test users)
     sasrec/             the SASRec baseline's checkpoint
     summary.json        final metrics
 
 `train` runs under torchrun: every process draws the same global batch of training pairs
 and takes its equal shard (as in the toy recipe); evaluation runs on rank 0.
+
+Training to convergence: every `train.eval_every` steps the retriever is scored on the
+validation targets (Recall@ the largest k, on `eval.valid_users` users); the best weights are
+kept and scored on the test users, and `train.patience` validations without improvement stop
+the run before `train.steps` (0: never). SASRec does the same with its own `sasrec.eval_every`
+and `sasrec.patience`. The summary reports the steps run, the best step and the seconds taken.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -73,7 +81,8 @@ class TrainConfig(Config):
     lr: PositiveFloat = 1e-3
     warmup: PositiveInt = 100  # then inverse square root decay, as TIGER
     weight_decay: NonNegativeFloat = 0.01
-    eval_every: PositiveInt = 500
+    eval_every: PositiveInt = 500  # validation Recall@10 (the largest eval.ks) every this many steps
+    patience: NonNegativeInt = 0  # stop after this many validations without improvement (0: run all steps)
     checkpoint_every: PositiveInt = 500
 
 
@@ -82,6 +91,8 @@ class EvalConfig(Config):
     batch_size: PositiveInt = 128
     ks: Annotated[list[PositiveInt], Field(min_length=1)] = [5, 10]
     valid_users: NonNegativeInt = 500  # users scored at each periodic validation (0: all)
+    # beam scores: softmax over the whole vocabulary (false, as Hugging Face) or over the trie's allowed tokens
+    renormalise: bool = False
 
 
 class SasrecConfig(Config):
@@ -94,6 +105,8 @@ class SasrecConfig(Config):
     batch_size: PositiveInt = 128
     lr: PositiveFloat = 1e-3
     max_len: PositiveInt = 50
+    eval_every: PositiveInt = 200  # validation recall every this many steps; the best weights are kept
+    patience: NonNegativeInt = 0  # stop after this many validations without improvement (0: run all steps)
 
 
 class SidConfig(RunConfig):
@@ -101,6 +114,8 @@ class SidConfig(RunConfig):
     quantizer: QuantizerConfig = QuantizerConfig()
     fix: FixConfig = FixConfig()
     collision: Literal["token", "none"] = "token"
+    # auto: EOS only where an ID would be a prefix of another; always: every ID ends with EOS
+    eos: Literal["auto", "always"] = "auto"
     codes: str = ""  # a codes .npy to use instead of fitting a quantizer (diagnose / train)
     quantizer_file: str = ""  # a saved quantizer.pt to encode the items with instead of fitting one
     model: ModelConfig = ModelConfig()
@@ -237,8 +252,9 @@ def _schedule(step: int, warmup: int) -> float:
     return step / warmup if step < warmup else math.sqrt(warmup / step)
 
 
-def evaluate_retriever(model, sids, histories, targets, cfg: SidConfig, device) -> dict[str, float]:
-    from tetrad.core.metrics import ndcg_at_k, recall_at_k
+def evaluate_retriever(model, sids, histories, targets, cfg: SidConfig, device, per_user: bool = False) -> dict:
+    """Recall@k and NDCG@k of the beam search's top items (each user's values too with `per_user`)."""
+    from tetrad.semantic_ids.anchors import score_ranking
     from tetrad.semantic_ids.retriever import constrained_beam_search, history_tokens, rank_items
     from tetrad.semantic_ids.sids import Trie
 
@@ -251,22 +267,18 @@ def evaluate_retriever(model, sids, histories, targets, cfg: SidConfig, device) 
     ranked = []
     for start in range(0, len(targets), cfg.eval.batch_size):
         ids, mask = history_tokens(sids, histories[start:start + cfg.eval.batch_size], cfg.model.max_history)
-        g, _ = constrained_beam_search(model, ids.to(device), mask.to(device), trie, cfg.eval.beam)
+        g, _ = constrained_beam_search(model, ids.to(device), mask.to(device), trie, cfg.eval.beam,
+                                       renormalise=cfg.eval.renormalise)
         ranked.append(rank_items(g.cpu(), groups, k_max))
     model.train()
-    ranked = np.concatenate(ranked)
-    t = np.asarray(targets)
-    out = {}
-    for k in cfg.eval.ks:
-        out[f"recall@{k}"] = recall_at_k(ranked, t, k)
-        out[f"ndcg@{k}"] = ndcg_at_k(ranked, t, k)
-    return out
+    return score_ranking(np.concatenate(ranked), targets, cfg.eval.ks, per_user)
 
 
 def build_sids_for(cfg: SidConfig, codes: np.ndarray):
     from tetrad.semantic_ids.sids import build_sids
 
-    return build_sids(codes, cfg.quantizer.codebook_size, collision=cfg.collision)
+    return build_sids(codes, cfg.quantizer.codebook_size, collision=cfg.collision,
+                      eos=True if cfg.eos == "always" else None)
 
 
 def _make_model(cfg: SidConfig, vocab: int):
@@ -297,8 +309,16 @@ def retriever_step(model, opt, sched, sids, histories, targets, max_history: int
     return loss.item()
 
 
+def save_best(path: Path, model, step: int, value: float) -> None:
+    from tetrad.core.io import atomic_write
+
+    payload = {"step": step, "valid": value, "model": model.state_dict()}
+    atomic_write(path, lambda f: torch.save(payload, f))
+
+
 def run_train(cfg: SidConfig) -> dict:
-    from tetrad.core.distributed import barrier, cleanup, init_distributed, is_main, shard
+    from tetrad.core.distributed import all_gather_objects, barrier, cleanup, init_distributed, is_main, shard
+    from tetrad.core.early_stopping import EarlyStopping
     from tetrad.core.progress import progress
     from tetrad.core.rundir import RunDir
     from tetrad.core.seeding import seed_everything
@@ -322,24 +342,46 @@ def run_train(cfg: SidConfig) -> dict:
     if info.world_size > 1:
         model = torch.nn.parallel.DistributedDataParallel(model)
     opt, sched = make_optimizer(model, cfg.train)
-    start = run.restore(cfg.resume, model=model, optimizer=opt, scheduler=sched)["step"]
+    begin = run.restore(cfg.resume, model=model, optimizer=opt, scheduler=sched)
+    start, state = begin["step"], begin["state"]
+    stopper = EarlyStopping(cfg.train.patience)
+    stopper.load_state_dict(state.get("early_stopping", {}))
+    seconds = state.get("seconds", 0.0)  # training time of earlier sessions (resume=true)
+    started = time.perf_counter()
     valid_n = cfg.eval.valid_users or len(split.valid[1])
     bare = model.module if info.world_size > 1 else model
-    for step in progress(range(start + 1, cfg.train.steps + 1), desc="retriever"):
+    monitor = f"recall@{max(cfg.eval.ks)}"
+    step = start
+    for step in progress(range(start + 1, (start if stopper.stop else cfg.train.steps) + 1), desc="retriever"):
         idx = torch.randint(0, len(target), (cfg.train.batch_size,))[shard(cfg.train.batch_size)].tolist()
         loss = retriever_step(model, opt, sched, sids, [hist[i] for i in idx], [target[i] for i in idx],
                               cfg.model.max_history, info.device)
         metrics = {"loss": loss, "lr": sched.get_last_lr()[0]}
-        if step % cfg.train.eval_every == 0 and is_main():
-            valid = evaluate_retriever(bare, sids, split.valid[0][:valid_n], split.valid[1][:valid_n], cfg,
-                                       info.device)
-            metrics.update({f"valid_{k}": v for k, v in valid.items()})
+        stop = False
+        if step % cfg.train.eval_every == 0:
+            if is_main():
+                valid = evaluate_retriever(bare, sids, split.valid[0][:valid_n], split.valid[1][:valid_n], cfg,
+                                           info.device)
+                metrics.update({f"valid_{k}": v for k, v in valid.items()})
+                if stopper.update(step, valid[monitor]):
+                    save_best(run.path / "best.pt", bare, step, valid[monitor])
+            stop = all_gather_objects(stopper.stop)[0]  # rank 0 validates; every rank stops with it
         run.log(step, metrics)
-        if step % cfg.train.checkpoint_every == 0 or step == cfg.train.steps:
-            run.checkpointer.save(step, model=model, optimizer=opt, scheduler=sched)
+        if step % cfg.train.checkpoint_every == 0 or step == cfg.train.steps or stop:
+            run.checkpointer.save(step, model=model, optimizer=opt, scheduler=sched,
+                                  state={"early_stopping": stopper.state_dict(),
+                                         "seconds": seconds + time.perf_counter() - started})
+        if stop:
+            break
+    seconds += time.perf_counter() - started
     summary = {}
     if is_main():
+        if stopper.best_step >= 0:  # the test scores the best validated weights, not the last
+            bare.load_state_dict(torch.load(run.path / "best.pt", weights_only=True)["model"])
         summary = {"tiger": evaluate_retriever(bare, sids, *split.test, cfg, info.device),
+                   "steps": step, "best_step": stopper.best_step,
+                   "best_valid": stopper.best if stopper.best_step >= 0 else None,
+                   "stopped_early": stopper.stop, "train_seconds": seconds,
                    "sid_length_mean": float(sids.lengths.mean()), "vocab": sids.vocab_size,
                    "items": len(sids.tokens)}
         if cfg.sasrec.enabled:
@@ -351,44 +393,75 @@ def run_train(cfg: SidConfig) -> dict:
     return summary
 
 
-def run_sasrec(cfg: SidConfig, split, n_items: int, directory: Path, device) -> dict[str, float]:
-    """Train (or reload) the SASRec baseline on the same split and score it on the test users."""
+def run_sasrec(cfg: SidConfig, split, n_items: int, directory: Path, device, per_user: bool = False) -> dict:
+    """Train (or reload) the SASRec baseline on the same split and score it on the test users.
+
+    Batches of `training_windows` are drawn epoch by epoch; every `sasrec.eval_every` steps the
+    validation recall (largest k, `eval.valid_users` users) is measured, the best weights kept,
+    and `sasrec.patience` validations without improvement stop training. The checkpoint holds
+    the best weights; the result adds the steps run, the best step and the training seconds.
+    """
     from tetrad.core.checkpoint import Checkpointer
-    from tetrad.core.metrics import ndcg_at_k, recall_at_k
-    from tetrad.semantic_ids.retriever import SASRec, left_pad
+    from tetrad.core.early_stopping import EarlyStopping
+    from tetrad.semantic_ids.anchors import score_ranking
+    from tetrad.semantic_ids.retriever import SASRec, left_pad, training_windows
 
     s = cfg.sasrec
+    k = max(cfg.eval.ks)
     gen = torch.Generator().manual_seed(cfg.seed)
     with torch.random.fork_rng():
         torch.manual_seed(cfg.seed)
         model = SASRec(n_items, s.d_model, s.layers, s.heads, s.max_len, s.dropout).to(device)
+
+    def ranked_for(histories) -> np.ndarray:
+        model.eval()
+        out = np.concatenate([model.top_k(left_pad([[i + 1 for i in h] for h in histories[a:a + 256]], s.max_len)
+                                          .to(device), k).cpu().numpy() - 1 for a in range(0, len(histories), 256)])
+        model.train()
+        return out
+
     ckpt = Checkpointer(directory, keep=1)
     if ckpt.latest() is not None:
-        ckpt.load(model=model, restore_rng=False)
+        info = ckpt.load(model=model, restore_rng=False)["state"]
     else:
-        seqs = [[i + 1 for i in t] for t in split.train if len(t) >= 2]
+        inputs, targets = training_windows([[i + 1 for i in t] for t in split.train if len(t) >= 2], s.max_len)
+        if not inputs:
+            raise UserError("no SASRec training windows: users need at least 4 interactions")
+        valid_n = cfg.eval.valid_users or len(split.valid[1])
+        valid_hist, valid_target = split.valid[0][:valid_n], split.valid[1][:valid_n]
         opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=0.0)
-        for _ in range(s.steps):
-            batch = [seqs[i] for i in torch.randint(0, len(seqs), (s.batch_size,), generator=gen).tolist()]
-            x = left_pad([b[:-1] for b in batch], s.max_len).to(device)
-            y = left_pad([b[1:] for b in batch], s.max_len).to(device)
-            loss = model.loss(x, y)
+        stopper = EarlyStopping(s.patience)
+        best_state = {n: v.detach().clone() for n, v in model.state_dict().items()}
+        started = time.perf_counter()
+        order = torch.randperm(len(inputs), generator=gen)
+        at, step = 0, 0
+        for step in range(1, s.steps + 1):
+            if at + s.batch_size > len(order):  # a new epoch
+                order, at = torch.randperm(len(inputs), generator=gen), 0
+            batch = order[at:at + s.batch_size].tolist()
+            at += s.batch_size
+            loss = model.loss(left_pad([inputs[i] for i in batch], s.max_len).to(device),
+                              left_pad([targets[i] for i in batch], s.max_len).to(device))
             opt.zero_grad()
             loss.backward()
             opt.step()
-        ckpt.save(s.steps, model=model)
-    model.eval()
-    k = max(cfg.eval.ks)
-    hist, targets = split.test
-    ranked = np.concatenate([model.top_k(left_pad([[i + 1 for i in h] for h in hist[a:a + 256]], s.max_len)
-                                         .to(device), k).cpu().numpy() - 1 for a in range(0, len(hist), 256)])
-    t = np.asarray(targets)
-    return {m: v for kk in cfg.eval.ks for m, v in
-            ((f"recall@{kk}", recall_at_k(ranked, t, kk)), (f"ndcg@{kk}", ndcg_at_k(ranked, t, kk)))}
+            if step % s.eval_every == 0:
+                recall = score_ranking(ranked_for(valid_hist), valid_target, [k])[f"recall@{k}"]
+                if stopper.update(step, recall):
+                    best_state = {n: v.detach().clone() for n, v in model.state_dict().items()}
+                if stopper.stop:
+                    break
+        if stopper.best_step >= 0:
+            model.load_state_dict(best_state)
+        info = {"steps": step, "best_step": stopper.best_step if stopper.best_step >= 0 else step,
+                "train_seconds": time.perf_counter() - started}
+        ckpt.save(step, model=model, state=info)
+    return {**score_ranking(ranked_for(split.test[0]), split.test[1], cfg.eval.ks, per_user), **info}
 
 
 def run_eval(cfg: SidConfig, split_name: str = "test") -> dict:
-    """Score the latest retriever checkpoint of run `cfg.name` on the test (or valid) users."""
+    """Score the retriever of run `cfg.name` on the test (or valid) users: its best validated
+    weights (`best.pt`, what the run's summary scored), else its latest checkpoint."""
     from tetrad.core.checkpoint import Checkpointer
     from tetrad.core.io import atomic_write_json
     from tetrad.core.seeding import seed_everything
@@ -404,7 +477,12 @@ def run_eval(cfg: SidConfig, split_name: str = "test") -> dict:
         raise UserError(f"run {path} was tokenized for {len(tok.codes)} items but the data has {len(data.embeddings)}")
     sids = build_sids_for(cfg, tok.codes)
     model = _make_model(cfg, sids.vocab_size)
-    step = Checkpointer(path / "checkpoints").load(model=model, restore_rng=False)["step"]
+    if (path / "best.pt").is_file():
+        best = torch.load(path / "best.pt", weights_only=True)
+        model.load_state_dict(best["model"])
+        step = best["step"]
+    else:
+        step = Checkpointer(path / "checkpoints").load(model=model, restore_rng=False)["step"]
     hist, targets = split.test if split_name == "test" else split.valid
     out = {"step": step, "split": split_name, **evaluate_retriever(model, sids, hist, targets, cfg, torch.device("cpu"))}
     atomic_write_json(path / f"eval_{split_name}.json", out)
