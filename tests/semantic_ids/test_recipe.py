@@ -78,6 +78,14 @@ def test_user_embedding_file_and_bad_input_exit_2(tmp_path, capsys):
     assert cli("tokenize", *common, f"data.path={tmp_path / 'narrow.npy'}", f"quantizer_file={saved}",
                "name=narrow") == 2
     assert "have dimension 4 but the quantizer was fitted on dimension 8" in capsys.readouterr().err
+    # a codes file with codes outside the codebook (or removed positions, -1) is refused before any plot
+    for bad in (16, -1):
+        codes = np.load(tmp_path / "sid/ok/codes_raw.npy")
+        codes[7, 1] = bad
+        np.save(tmp_path / "codes.npy", codes)
+        assert cli("diagnose", *common, f"data.path={tmp_path / 'e.npy'}", f"codes={tmp_path / 'codes.npy'}",
+                   f"name=codes{bad}") == 2
+        assert "holds codes outside the codebook: they must lie in [0, 16)" in capsys.readouterr().err
 
 
 def losses(path):

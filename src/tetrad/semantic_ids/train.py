@@ -152,7 +152,8 @@ def apply_fix(codes: np.ndarray, cfg: FixConfig, codebook_size: int) -> tuple[np
     return fixed, {"removed_codes": removed.tolist(), "shortened_items": int((fixed[:, 1] < 0).sum())}
 
 
-def load_codes(path: str, n_items: int) -> np.ndarray:
+def load_codes(path: str, n_items: int, codebook_size: int) -> np.ndarray:
+    """A quantizer's codes (items x layers, each in [0, codebook_size)) saved as .npy."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"codes file not found: {p}")
@@ -161,6 +162,9 @@ def load_codes(path: str, n_items: int) -> np.ndarray:
         raise UserError(f"{p} must hold an items x layers integer array")
     if len(codes) != n_items:
         raise UserError(f"{p} has codes for {len(codes)} items but the data has {n_items}")
+    if codes.size and (codes.min() < 0 or codes.max() >= codebook_size):
+        raise UserError(f"{p} holds codes outside the codebook: they must lie in [0, {codebook_size}) "
+                        f"(quantizer.codebook_size), found {int(codes.min())} to {int(codes.max())}")
     return codes.astype(np.int64)
 
 
@@ -177,7 +181,7 @@ def tokenize(cfg: SidConfig, data: ItemData, run_path: Path | None) -> Tokenized
     from tetrad.semantic_ids.quantizers import save_quantizer
 
     if cfg.codes:
-        raw = load_codes(cfg.codes, len(data.embeddings))
+        raw = load_codes(cfg.codes, len(data.embeddings), cfg.quantizer.codebook_size)
     elif cfg.quantizer_file:
         from tetrad.semantic_ids.quantizers import load_quantizer
 
