@@ -108,6 +108,13 @@ def test_train_resume_continues_bit_for_bit_and_eval_reads_the_run(tmp_path):
     again = run_eval(cfg(tmp_path, "name=full", "train.steps=8"))
     assert again["step"] == full["best_step"] and again["recall@10"] == full["tiger"]["recall@10"]
     assert full["steps"] == 8 and not full["stopped_early"] and full["train_seconds"] > 0
+    # killed right after its codes were written: resumed, it writes the diagnostics it never wrote
+    shutil.copytree(tmp_path / "sid/full", tmp_path / "sid/codes_only",
+                    ignore=shutil.ignore_patterns("checkpoints", "plots", "diagnostics.*", "summary.json",
+                                                  "metrics.jsonl", "best.pt"))
+    run_train(cfg(tmp_path, "name=codes_only", "train.steps=8", "resume=true"))
+    for name in ("diagnostics.json", "diagnostics.md", "plots/raw_code_frequency.png"):
+        assert (tmp_path / "sid/codes_only" / name).read_bytes() == (tmp_path / "sid/full" / name).read_bytes()
 
 
 def test_early_stopping_keeps_the_best_weights_and_reports_steps(tmp_path, monkeypatch):

@@ -195,16 +195,19 @@ def tokenize(cfg: SidConfig, data: ItemData, run_path: Path | None) -> Tokenized
             save_quantizer(q, run_path / "quantizer.pt")
     codes, info = apply_fix(raw, cfg.fix, cfg.quantizer.codebook_size)
     if run_path is not None:
+        # codes.npy last: its presence tells a resumed run that tokenization finished
         atomic_write(run_path / "codes_raw.npy", lambda f: np.save(f, raw))
-        atomic_write(run_path / "codes.npy", lambda f: np.save(f, codes))
         atomic_write_json(run_path / "fix.json", {"fix": cfg.fix.model_dump(), **info})
+        atomic_write(run_path / "codes.npy", lambda f: np.save(f, codes))
     return Tokenized(raw, codes, info)
 
 
 def reload_tokenized(run_path: Path) -> Tokenized | None:
+    """What `tokenize` wrote into the run, or None if it did not finish."""
     if not (run_path / "codes.npy").is_file():
         return None
-    info = json.loads((run_path / "fix.json").read_text()) if (run_path / "fix.json").is_file() else {}
+    info = json.loads((run_path / "fix.json").read_text())
+    info.pop("fix")
     return Tokenized(np.load(run_path / "codes_raw.npy"), np.load(run_path / "codes.npy"), info)
 
 
@@ -336,8 +339,9 @@ def run_train(cfg: SidConfig) -> dict:
     if tok is None:
         # every rank fits the same quantizer from the same seed; only rank 0 writes the files
         tok = tokenize(cfg, data, run.path if is_main() else None)
-        if is_main():
-            write_diagnostics(tok, cfg.quantizer.codebook_size, run.path)
+    # diagnostics.md is written last: a run stopped before it gets its diagnostics on resume
+    if is_main() and not (run.path / "diagnostics.md").is_file():
+        write_diagnostics(tok, cfg.quantizer.codebook_size, run.path)
     barrier()
     sids = build_sids_for(cfg, tok.codes)
     hist, target = training_pairs(split.train, cfg.model.max_history)
