@@ -76,6 +76,7 @@ class Recipe:
     config_class: str  # module:Class of what `--config` is read into
     quick: list[str]  # overrides (after root=) that make a run take seconds; "{sb}" is the sandbox
     prep: list[list[str]] = field(default_factory=list)  # commands run once before (e.g. a base policy)
+    warm_up: bool = False  # its first run builds what later runs reuse (a dataset, a base policy): not timed
 
     def argv(self, sandbox: Path, *overrides: str) -> list[str]:
         quick = [o.replace("{sb}", str(sandbox)) for o in self.quick]
@@ -91,7 +92,7 @@ RECIPES: dict[str, Recipe] = {
         "ranking", "train", "ranking", "configs/ranking/mtmixatt_tiny.yaml", "tetrad.ranking.train:TrainConfig",
         ["data.path={sb}/data/ranking", "data.synthetic.rows=3000", "data.synthetic.users=200",
          "data.synthetic.items=500", "model.hash_buckets=2000", "batch_size=64", "steps=24", "log_every=4",
-         "checkpoint_every=4", "eval_rows=1000", "threads=1", "device=cpu"]),
+         "checkpoint_every=4", "eval_rows=1000", "threads=1", "device=cpu"], warm_up=True),
     "sid": Recipe(
         "sid", "train", "sid", "configs/sid/long_tail.yaml", "tetrad.semantic_ids.train:SidConfig",
         ["data.items=2000", "data.dim=16", "data.top_clusters=8", "data.sub_clusters=8", "data.users=120",
@@ -103,7 +104,7 @@ RECIPES: dict[str, Recipe] = {
         ["pretrain.root={sb}/runs", "pretrain.model.hidden=32", "pretrain.model.layers=1", "pretrain.model.heads=2",
          "pretrain.steps=20", "pretrain.train_size=500", "pretrain.batch_size=16", "pretrain.eval_samples=2",
          "tasks.size=8", "n_samples=4", "n_train=2", "batch_prompts=4", "epochs=2", "eval_samples=2",
-         "checkpoint_every=1", "update.micro_batch=8"]),
+         "checkpoint_every=1", "update.micro_batch=8"], warm_up=True),
     "agents": Recipe(
         "agents", "bc", "agents", "configs/agents/bc_shop_small.yaml", "tetrad.agents.bc:BCConfig", BC_TINY),
     "skillc": Recipe(
@@ -125,7 +126,7 @@ class Outcome:
     stdout: str
     stderr: str
     seconds: float
-    killed: bool = False  # we sent SIGKILL (kill part)
+    killed: bool = False  # we sent SIGKILL at the moment chosen (not at the timeout)
     tmp_at_kill: bool = False  # a checkpoint temporary was on disk when we killed
 
 
@@ -170,32 +171,37 @@ def _tail(path: Path, limit: int = 20_000) -> str:
 
 
 def run(argv: list[str], cwd: Path, timeout: float, mem_gb: float, out_dir: Path, kill_at: float | None = None,
-        kill_on_tmp: Path | None = None) -> Outcome:
-    """Run `tetrad <argv>`; SIGKILL it (and its process group) `kill_at` seconds in, or as soon as a
-    `.*.tmp` appears in `kill_on_tmp`, or at `timeout`."""
+        checkpoints: Path | None = None, on_write: bool = False) -> Outcome:
+    """Run `tetrad <argv>`; SIGKILL it (and its process group) `kill_at` seconds in, or (`on_write`)
+    as soon as a new `.*.tmp` appears in the `checkpoints` folder, or at `timeout`."""
+    watched = checkpoints if checkpoints is not None else Path("/nonexistent")
+    stale = _temporaries(watched)  # left by an earlier kill: the run removes them, they are not a write
     proc, so, se = start(argv, cwd, mem_gb, out_dir)
     t0 = time.monotonic()
-    killed = tmp_seen = False
+    killed = timed_out = False
     while proc.poll() is None:
         now = time.monotonic() - t0
-        if now >= timeout or (kill_at is not None and now >= kill_at):
+        timed_out = now >= timeout
+        if timed_out or (kill_at is not None and now >= kill_at) or (on_write and _temporaries(watched) - stale):
             kill_group(proc)
-            killed = True
+            killed = not timed_out
             break
-        if kill_on_tmp is not None and kill_on_tmp.is_dir() and any(kill_on_tmp.glob(".*.tmp")):
-            kill_group(proc)
-            killed = tmp_seen = True
-            break
-        time.sleep(0.002 if kill_on_tmp is not None else 0.02)
+        time.sleep(0.002 if on_write else 0.02)
     seconds = time.monotonic() - t0
-    if kill_on_tmp is not None and killed:
-        tmp_seen = kill_on_tmp.is_dir() and any(kill_on_tmp.glob(".*.tmp"))  # still there: killed mid-write
-    rc = None if killed and kill_at is None and kill_on_tmp is None else proc.returncode
-    return Outcome(rc, _tail(so), _tail(se), seconds, killed, tmp_seen)
+    mid_write = killed and bool(_temporaries(watched) - stale)  # a new temporary left: killed mid-write
+    return Outcome(None if timed_out else proc.returncode, _tail(so), _tail(se), seconds, killed, mid_write)
+
+
+def _temporaries(folder: Path) -> set[str]:
+    """The temporaries of atomic writes in `folder` (`tetrad.core.io`: `.<name>.<random>.tmp`)."""
+    return {p.name for p in folder.glob(".*.tmp")} if folder.is_dir() else set()
 
 
 # ---------------------------------------------------------------------------------------------
 # part 1: kill -9 and resume
+
+class RecipeBroken(Exception):
+    """A recipe's preparation or uninterrupted reference run failed: it cannot be checked."""
 
 # Keys of a summary that measure the process, not what it computed. Every other key must match.
 TIMING_KEY = re.compile(r"seconds|_per_s$|^peak_rss_mb$|^skill_rollout_share$")
@@ -237,14 +243,11 @@ def kill_recipe(recipe: Recipe, sandbox: Path, kills: int, chain: int, rng: rand
                 logs: Path) -> dict:
     """Reference run, then runs killed `chain` times each and resumed, until `kills` kills landed."""
     cwd = sandbox / "work"
-    for i, prep in enumerate(recipe.prep):
-        argv = [a.replace("{sb}", str(sandbox)) for a in prep]
-        out = run(argv, cwd, 3600, mem_gb, logs / f"{recipe.group}-prep{i}")
-        if out.returncode != 0:
-            raise SystemExit(f"{recipe.group}: preparation failed: {out.stderr.strip().splitlines()[-1:]}")
+    prepare(recipe, sandbox, mem_gb, logs)
     ref = run(recipe.argv(sandbox, "name=reference"), cwd, 3600, mem_gb, logs / f"{recipe.group}-reference")
     if ref.returncode != 0:
-        raise SystemExit(f"{recipe.group}: the reference run failed: {ref.stderr.strip().splitlines()[-1:]}")
+        raise RecipeBroken(f"the reference run failed (exit {ref.returncode}): "
+                           f"{(ref.stderr.strip().splitlines() or [''])[-1]}")
     reference = without_timings(_summary(sandbox, recipe, "reference"))
     log(f"{recipe.group}: reference run {ref.seconds:.1f} s")
     result = {"reference_seconds": round(ref.seconds, 1), "kills": 0, "kills_during_checkpoint_write": 0,
@@ -254,7 +257,7 @@ def kill_recipe(recipe: Recipe, sandbox: Path, kills: int, chain: int, rng: rand
         trial += 1
         name = f"kill-{trial}"
         ckpts = sandbox / "runs" / recipe.system / name / "checkpoints"
-        landed, modes = 0, []
+        landed, modes, hung = 0, [], False
         for attempt in range(chain):
             if result["kills"] + landed >= kills:
                 break
@@ -262,17 +265,28 @@ def kill_recipe(recipe: Recipe, sandbox: Path, kills: int, chain: int, rng: rand
             on_write = rng.random() < 1 / 3
             at = None if on_write else rng.uniform(0.05, 1.0) * ref.seconds
             out = run(recipe.argv(sandbox, *extra), cwd, 4 * ref.seconds + 60, mem_gb,
-                      logs / f"{recipe.group}-{name}-{attempt}", kill_at=at, kill_on_tmp=ckpts if on_write else None)
+                      logs / f"{recipe.group}-{name}-{attempt}", kill_at=at, checkpoints=ckpts, on_write=on_write)
+            if out.returncode is None:
+                hung = True
+                result["failures"].append({"run": name, "kills": modes,
+                                           "problem": f"still running after {out.seconds:.0f} s (4x the reference)"})
+                log(f"{recipe.group} {name}: HUNG (still running after {out.seconds:.0f} s)")
+                break
             if not out.killed:
                 break  # it finished first: nothing more to kill in this run
             landed += 1
             result["kills_during_checkpoint_write"] += out.tmp_at_kill
-            modes.append("checkpoint write" if out.tmp_at_kill else
-                         f"at {out.seconds:.1f} s" + (" (waiting for a checkpoint write)" if on_write else ""))
+            saved = len(list(ckpts.glob("step_*"))) if ckpts.is_dir() else 0
+            modes.append(("during a checkpoint write" if out.tmp_at_kill else
+                          f"at {out.seconds:.1f} s" + (" (waiting for a checkpoint write)" if on_write else ""))
+                         + f" with {saved} checkpoint{'s' * (saved != 1)} saved")
+        result["kills"] += landed
+        if hung:
+            result["runs"] += 1
+            continue
         if not landed:
             log(f"{recipe.group} {name}: finished before the kill; again")
             continue
-        result["kills"] += landed
         result["runs"] += 1
         out = run(recipe.argv(sandbox, f"name={name}", "resume=true"), cwd, 4 * ref.seconds + 120, mem_gb,
                   logs / f"{recipe.group}-{name}-resume")
@@ -542,7 +556,7 @@ def fuzz(cases: list[Case], sandbox: Path, timeout: float, mem_gb: float, logs: 
         counts[case.group]["tried"] += 1
         counts[case.group][verdict] += 1
         shown = raw if len(raw) <= 40 else raw[:20] + f"...({len(raw)} chars)"
-        last = (out.stderr.strip().splitlines() or [""])[-1][:200]
+        last = (out.stderr.strip().splitlines() or [""])[-1][:200] if out.returncode not in (0, None) else ""
         if verdict in ("traceback", "silent"):
             failing.append({"command": f"tetrad {case.group} {RECIPES[case.group].command}", "override":
                             f"{case.key}={shown}", "nonsense": case.nonsense, "verdict": verdict,
@@ -557,23 +571,26 @@ def fuzz(cases: list[Case], sandbox: Path, timeout: float, mem_gb: float, logs: 
 
 # ---------------------------------------------------------------------------------------------
 
-def prepare_fuzz(groups: list[str], sandbox: Path, mem_gb: float, logs: Path) -> None:
-    """Build once what every case reuses (base policies, generated data), so a case takes seconds."""
-    for g in groups:
-        recipe = RECIPES[g]
-        for i, prep in enumerate(recipe.prep):
-            argv = [a.replace("{sb}", str(sandbox)) for a in prep]
-            if not (sandbox / "runs" / "agents" / "skillc-base" / "summary.json").is_file():
-                run(argv, sandbox / "work", 3600, mem_gb, logs / f"{g}-fuzzprep{i}")
-        if g in ("ranking", "ttrl"):  # the synthetic log / the cached pretrained base policy
-            if not (sandbox / "runs" / recipe.system / "reference" / "summary.json").is_file():
-                out = run(recipe.argv(sandbox, "name=fuzz-prep"), sandbox / "work", 3600, mem_gb,
-                          logs / f"{g}-fuzzprep")
-                log(f"fuzz preparation {g}: exit {out.returncode}, {out.seconds:.1f} s")
+def prepare(recipe: Recipe, sandbox: Path, mem_gb: float, logs: Path) -> None:
+    """Build once what every run of `recipe` reuses (a base policy, generated data, a pretrained
+    model), so that a run takes seconds and the reference run's time is a run's time."""
+    done = sandbox / f".prepared-{recipe.group}"
+    if done.exists():
+        return
+    steps = [[a.replace("{sb}", str(sandbox)) for a in prep] for prep in recipe.prep]
+    if recipe.warm_up:
+        steps.append(recipe.argv(sandbox, "name=warm-up"))
+    for i, argv in enumerate(steps):
+        out = run(argv, sandbox / "work", 3600, mem_gb, logs / f"{recipe.group}-prep{i}")
+        if out.returncode != 0:
+            raise RecipeBroken(f"preparation `tetrad {' '.join(argv[:2])}` failed (exit {out.returncode}): "
+                               f"{(out.stderr.strip().splitlines() or [''])[-1]}")
+        log(f"{recipe.group}: prepared with `tetrad {' '.join(argv[:2])}` in {out.seconds:.1f} s")
+    done.touch()
 
 
 def table(result: dict) -> str:
-    lines = []
+    lines = [f"{g}: {why}" for g, why in result.get("broken", {}).items()] + ([""] if result.get("broken") else [])
     if "kills" in result:
         lines += ["| recipe | kills | of them during a checkpoint write | resumed runs | finished | identical summary |",
                   "| --- | ---: | ---: | ---: | ---: | ---: |"]
@@ -621,10 +638,19 @@ def main(argv: list[str] | None = None) -> int:
             result["kills"] = {}
             for g in groups:
                 log(f"kills: {g}")
-                result["kills"][g] = kill_recipe(RECIPES[g], sandbox, args.kills, max(args.chain, 1), rng,
-                                                 args.mem_gb, logs)
+                try:
+                    result["kills"][g] = kill_recipe(RECIPES[g], sandbox, args.kills, max(args.chain, 1), rng,
+                                                     args.mem_gb, logs)
+                except RecipeBroken as e:
+                    log(f"{g}: BROKEN: {e}")
+                    result.setdefault("broken", {})[g] = str(e)
         if args.part in ("all", "fuzz") and args.cases > 0:
-            prepare_fuzz(groups, sandbox, args.mem_gb, logs)
+            for g in groups:
+                try:
+                    prepare(RECIPES[g], sandbox, args.mem_gb, logs)
+                except RecipeBroken as e:  # its cases still run: each will fail, and be counted
+                    log(f"{g}: BROKEN: {e}")
+                    result.setdefault("broken", {})[g] = str(e)
             cases = draw_cases(args.cases, rng, groups)
             log(f"fuzz: {len(cases)} cases, {sum(c.nonsense for c in cases)} of them nonsense")
             result["fuzz"] = fuzz(cases, sandbox, args.timeout, args.mem_gb, logs)
