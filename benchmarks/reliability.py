@@ -2,6 +2,7 @@
 
     python benchmarks/reliability.py                          # 10 kills per recipe, 1,000 fuzz cases
     python benchmarks/reliability.py --kills 1 --recipes ranking,sid --cases 30   # a smoke run
+    python benchmarks/reliability.py --recipes agents --groups ttrl,skillc    # some recipes only
     python benchmarks/reliability.py --part kills             # one part only (kills or fuzz)
                                      [--seed 0] [--chain 2] [--timeout 30] [--out docs/results/reliability.json]
 
@@ -610,7 +611,8 @@ def table(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--part", choices=["all", "kills", "fuzz"], default="all")
-    ap.add_argument("--recipes", default=",".join(RECIPES), help="comma-separated, of " + ", ".join(RECIPES))
+    ap.add_argument("--recipes", default=",".join(RECIPES), help="recipes to kill, comma-separated, of " + ", ".join(RECIPES))
+    ap.add_argument("--groups", default=",".join(RECIPES), help="command groups to fuzz (same names)")
     ap.add_argument("--kills", type=int, default=10, help="kills per recipe")
     ap.add_argument("--chain", type=int, default=2, help="kills per run before it is let finish")
     ap.add_argument("--cases", type=int, default=1000, help="fuzz cases (spread over the recipes' groups)")
@@ -621,8 +623,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (runs and logs)")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(SRC))
-    groups = [g for g in args.recipes.split(",") if g]
-    unknown = [g for g in groups if g not in RECIPES]
+    recipes = [g for g in args.recipes.split(",") if g]
+    groups = [g for g in args.groups.split(",") if g]
+    unknown = [g for g in recipes + groups if g not in RECIPES]
     if unknown:
         ap.error(f"unknown recipe(s) {', '.join(unknown)}; known: {', '.join(RECIPES)}")
     rng = random.Random(args.seed)
@@ -636,7 +639,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.part in ("all", "kills"):
             result["kills"] = {}
-            for g in groups:
+            for g in recipes:
                 log(f"kills: {g}")
                 try:
                     result["kills"][g] = kill_recipe(RECIPES[g], sandbox, args.kills, max(args.chain, 1), rng,
