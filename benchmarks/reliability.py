@@ -12,25 +12,28 @@ interruption (the reference), then starts it again under another name and sends 
 process group at a random moment, or (one time in three) right after a `*.tmp` file appears in the
 run's `checkpoints/` folder, i.e. during an atomic checkpoint write. It resumes with `resume=true`
 (the resumed process is itself killed `--chain - 1` more times), lets the last resume finish, and
-compares its `summary.json` with the reference's. Keys that measure the process rather than the
-result are left out of the comparison (TIMING_KEY below: any key with `seconds` in it,
-`*_per_s`, `peak_rss_mb`, and skillc's `skill_rollout_share`, the share of rollout wall-clock
-spent with skills); everything else must be identical (NaN equals NaN).
+compares its `summary.json` with the reference's. A run that ends before its kill moment is not a
+kill; the recipe is tried again (at most 3 x --kills runs) until --kills kills have landed. Keys
+that measure the process rather than the result are left out of the comparison (TIMING_KEY below:
+any key with `seconds` in it, `*_per_s`, `peak_rss_mb`, and skillc's `skill_rollout_share`, the
+share of rollout wall-clock spent with skills); everything else must be identical (NaN equals NaN).
 
 Part 2 (fuzz): each case draws a command group, a key of its recipe's config class (the pydantic
-model walked down to its leaves, nested keys as `a.b`) and a value: nonsense (0, -1, -5, 10**12,
-nan, inf, -inf, on, banana, "", [], ../escape, an absolute folder, a 5,000-character string, a
-mapping) or plausible (the default, half and twice it, values inside the bounds). `is_nonsense`
-decides from the field's type and bounds alone whether the value is one the config must refuse
-(see its docstring). The command runs in a subprocess (`--timeout` seconds) on the recipe's quick
-settings; `classify` sorts the outcome into clean error (exit 2, the last line of stderr an
-`error:` line, no traceback), traceback (a `Traceback` anywhere, or an exit status other than 0
-or 2), silent acceptance (nonsense that exits 0 or is still running at the timeout) and accepted
-(a plausible value that runs, to the end or to the timeout).
+model walked down to its leaves, nested keys as `a.b`) and a value, six times in ten from a pool
+meant as nonsense (0, -1, -5, 10**12, nan, inf, -inf, on, banana, "", [], ../escape, an absolute
+folder, a 5,000-character string, a mapping, null, 1.5, true), else one of the field's plausible
+values (the default, half and twice it, its bounds, its choices). `is_nonsense` then decides from
+the field's type and bounds alone whether the value is one the config must refuse (see its
+docstring): `steps=0` is nonsense, `eval_every=0` (a `NonNegativeInt`) and `steps=10**12` are not.
+The command runs in a subprocess (`--timeout` seconds) on the recipe's quick settings; `classify`
+sorts the outcome into clean error (exit 2, the last line of stderr an `error:` line, no traceback),
+traceback (a `Traceback` anywhere, or an exit status other than 0 or 2), silent acceptance (nonsense
+that exits 0 or is still running at the timeout) and accepted (a plausible value that runs, to the
+end or to the timeout).
 
-Sub-processes run one at a time, with OMP_NUM_THREADS=1, in a temporary folder (removed at the
-end unless --keep) as their working directory, with `root=` inside it; the absolute folder of
-the nonsense values is a folder inside it, so nothing is written elsewhere. Their address space is
+Sub-processes run one at a time, with OMP_NUM_THREADS=1, in a temporary folder (removed at the end
+unless --keep) as their working directory, with `root=` inside it; the absolute folder of the
+nonsense values is a folder inside it, so nothing is written elsewhere. Their address space is
 capped (--mem-gb, default 8) so an absurd size fails instead of exhausting the machine; a
 MemoryError under that cap counts as a traceback. The figures and the failing cases go to --out
 (JSON); a table to stdout; progress to stderr.
@@ -42,6 +45,7 @@ import argparse
 import json
 import math
 import os
+import platform
 import random
 import re
 import resource
@@ -303,7 +307,8 @@ def kill_recipe(recipe: Recipe, sandbox: Path, kills: int, chain: int, rng: rand
         except (OSError, ValueError) as e:
             diff = [f"summary.json unreadable: {e}"]
         if diff:
-            result["failures"].append({"run": name, "kills": modes, "problem": "summary differs at " + ", ".join(diff[:20])})
+            result["failures"].append({"run": name, "kills": modes,
+                                       "problem": "summary differs at " + ", ".join(diff[:20])})
             log(f"{what}; resumed, summary DIFFERS at {', '.join(diff[:5])}")
         else:
             result["identical"] += 1
@@ -593,7 +598,8 @@ def prepare(recipe: Recipe, sandbox: Path, mem_gb: float, logs: Path) -> None:
 def table(result: dict) -> str:
     lines = [f"{g}: {why}" for g, why in result.get("broken", {}).items()] + ([""] if result.get("broken") else [])
     if "kills" in result:
-        lines += ["| recipe | kills | of them during a checkpoint write | resumed runs | finished | identical summary |",
+        lines += ["| recipe | kills | of them during a checkpoint write | resumed runs | finished "
+                  "| identical summary |",
                   "| --- | ---: | ---: | ---: | ---: | ---: |"]
         for name, r in result["kills"].items():
             lines.append(f"| {name} | {r['kills']} | {r['kills_during_checkpoint_write']} | {r['runs']} | "
@@ -611,7 +617,8 @@ def table(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--part", choices=["all", "kills", "fuzz"], default="all")
-    ap.add_argument("--recipes", default=",".join(RECIPES), help="recipes to kill, comma-separated, of " + ", ".join(RECIPES))
+    ap.add_argument("--recipes", default=",".join(RECIPES),
+                    help="recipes to kill, comma-separated, of " + ", ".join(RECIPES))
     ap.add_argument("--groups", default=",".join(RECIPES), help="command groups to fuzz (same names)")
     ap.add_argument("--kills", type=int, default=10, help="kills per recipe")
     ap.add_argument("--chain", type=int, default=2, help="kills per run before it is let finish")
@@ -634,7 +641,8 @@ def main(argv: list[str] | None = None) -> int:
     (sandbox / "work").mkdir()
     started = time.monotonic()
     command = " ".join(["python benchmarks/reliability.py", *(argv if argv is not None else sys.argv[1:])])
-    result: dict = {"command": command, "seed": args.seed}
+    result: dict = {"command": command, "seed": args.seed, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                    "machine": f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"}
     log(f"sandbox {sandbox}")
     try:
         if args.part in ("all", "kills"):

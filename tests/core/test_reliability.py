@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 import pytest
 from pydantic import Field
 
-from tetrad.core.config import Config, PositiveInt, RunConfig, Seed, Share
+from tetrad.core.config import Config, PositiveInt, RunConfig, Share
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks" / "reliability.py"
@@ -71,7 +71,8 @@ class Outer(RunConfig):
 
 def test_config_fields_walks_nested_sections_with_their_bounds():
     specs = {s.key: s for s in rel.config_fields(Outer)}
-    assert {"name", "seed", "root", "resume", "steps", "inner", "inner.lr", "inner.share", "inner.kind", "ks"} <= set(specs)
+    assert {"name", "seed", "root", "resume", "steps", "inner", "inner.lr", "inner.share", "inner.kind",
+            "ks"} <= set(specs)
     assert specs["steps"].kind == "int" and specs["steps"].ge == 1
     assert specs["seed"].ge == 0 and specs["seed"].lt == 2**32
     assert specs["inner.lr"].kind == "float" and specs["inner.lr"].gt == 0.0
@@ -131,8 +132,8 @@ def test_summaries_compare_without_timings_and_nan_equals_nan():
 
 def test_the_script_at_the_smallest_scale(tmp_path):
     out = tmp_path / "reliability.json"
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--recipes", "sid", "--groups", "sid", "--kills", "1", "--chain", "1",
-                           "--cases", "4", "--timeout", "60", "--out", str(out)],
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--recipes", "sid", "--groups", "sid", "--kills", "1",
+                           "--chain", "1", "--cases", "4", "--timeout", "60", "--out", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
