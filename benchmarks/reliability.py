@@ -9,8 +9,9 @@
 Part 1 (kills): for each recipe (ranking train, sid train, ttrl run, agents bc, skillc train, each
 on its quick config with overrides that make it take seconds) it runs the recipe once without
 interruption (the reference), then starts it again under another name and sends SIGKILL to its
-process group at a random moment, or (one time in three) right after a `*.tmp` file appears in the
-run's `checkpoints/` folder, i.e. during an atomic checkpoint write. It resumes with `resume=true`
+process group at a random moment (half of them after the reference's first checkpoint), or (one
+time in three) as soon as the first, second or third `*.tmp` file appears in the run's
+`checkpoints/` folder, i.e. during an atomic checkpoint write. It resumes with `resume=true`
 (the resumed process is itself killed `--chain - 1` more times), lets the last resume finish, and
 compares its `summary.json` with the reference's. A run that ends before its kill moment is not a
 kill; the recipe is tried again (at most 3 x --kills runs) until --kills kills have landed. Keys
@@ -133,6 +134,7 @@ class Outcome:
     seconds: float
     killed: bool = False  # we sent SIGKILL at the moment chosen (not at the timeout)
     tmp_at_kill: bool = False  # a checkpoint temporary was on disk when we killed
+    first_checkpoint: float | None = None  # seconds in, when the first checkpoint file was seen
 
 
 def _child_env() -> dict[str, str]:
@@ -176,25 +178,33 @@ def _tail(path: Path, limit: int = 20_000) -> str:
 
 
 def run(argv: list[str], cwd: Path, timeout: float, mem_gb: float, out_dir: Path, kill_at: float | None = None,
-        checkpoints: Path | None = None, on_write: bool = False) -> Outcome:
-    """Run `tetrad <argv>`; SIGKILL it (and its process group) `kill_at` seconds in, or (`on_write`)
-    as soon as a new `.*.tmp` appears in the `checkpoints` folder, or at `timeout`."""
+        checkpoints: Path | None = None, on_write: int = 0) -> Outcome:
+    """Run `tetrad <argv>`; SIGKILL it (and its process group) `kill_at` seconds in, or as soon as
+    the `on_write`-th new `.*.tmp` (an atomic write under way) is seen in the `checkpoints` folder,
+    or at `timeout`."""
     watched = checkpoints if checkpoints is not None else Path("/nonexistent")
     stale = _temporaries(watched)  # left by an earlier kill: the run removes them, they are not a write
+    had = set(watched.glob("step_*")) if watched.is_dir() else set()
     proc, so, se = start(argv, cwd, mem_gb, out_dir)
     t0 = time.monotonic()
     killed = timed_out = False
+    writes: set[str] = set()
+    first = None
     while proc.poll() is None:
         now = time.monotonic() - t0
         timed_out = now >= timeout
-        if timed_out or (kill_at is not None and now >= kill_at) or (on_write and _temporaries(watched) - stale):
+        if on_write:
+            writes |= _temporaries(watched) - stale
+        if first is None and watched.is_dir() and set(watched.glob("step_*")) - had:
+            first = now
+        if timed_out or (kill_at is not None and now >= kill_at) or (on_write and len(writes) >= on_write):
             kill_group(proc)
             killed = not timed_out
             break
         time.sleep(0.002 if on_write else 0.02)
     seconds = time.monotonic() - t0
     mid_write = killed and bool(_temporaries(watched) - stale)  # a new temporary left: killed mid-write
-    return Outcome(None if timed_out else proc.returncode, _tail(so), _tail(se), seconds, killed, mid_write)
+    return Outcome(None if timed_out else proc.returncode, _tail(so), _tail(se), seconds, killed, mid_write, first)
 
 
 def _temporaries(folder: Path) -> set[str]:
@@ -249,14 +259,18 @@ def kill_recipe(recipe: Recipe, sandbox: Path, kills: int, chain: int, rng: rand
     """Reference run, then runs killed `chain` times each and resumed, until `kills` kills landed."""
     cwd = sandbox / "work"
     prepare(recipe, sandbox, mem_gb, logs)
-    ref = run(recipe.argv(sandbox, "name=reference"), cwd, 3600, mem_gb, logs / f"{recipe.group}-reference")
+    ref = run(recipe.argv(sandbox, "name=reference"), cwd, 3600, mem_gb, logs / f"{recipe.group}-reference",
+              checkpoints=sandbox / "runs" / recipe.system / "reference" / "checkpoints")
     if ref.returncode != 0:
         raise RecipeBroken(f"the reference run failed (exit {ref.returncode}): "
                            f"{(ref.stderr.strip().splitlines() or [''])[-1]}")
     reference = without_timings(_summary(sandbox, recipe, "reference"))
-    log(f"{recipe.group}: reference run {ref.seconds:.1f} s")
-    result = {"reference_seconds": round(ref.seconds, 1), "kills": 0, "kills_during_checkpoint_write": 0,
-              "runs": 0, "survived": 0, "identical": 0, "failures": []}
+    # half the timed kills anywhere in a run (start-up included), half once it has checkpointed
+    training = (ref.first_checkpoint, 0.9 * ref.seconds) if (ref.first_checkpoint or 1e9) < 0.9 * ref.seconds else None
+    first = None if ref.first_checkpoint is None else round(ref.first_checkpoint, 1)
+    log(f"{recipe.group}: reference run {ref.seconds:.1f} s, first checkpoint at {first} s")
+    result = {"reference_seconds": round(ref.seconds, 1), "first_checkpoint_seconds": first, "kills": 0,
+              "kills_during_checkpoint_write": 0, "runs": 0, "survived": 0, "identical": 0, "failures": []}
     trial = 0
     while result["kills"] < kills and trial < 3 * kills:
         trial += 1
@@ -267,8 +281,9 @@ def kill_recipe(recipe: Recipe, sandbox: Path, kills: int, chain: int, rng: rand
             if result["kills"] + landed >= kills:
                 break
             extra = [f"name={name}"] + (["resume=true"] if attempt else [])
-            on_write = rng.random() < 1 / 3
-            at = None if on_write else rng.uniform(0.05, 1.0) * ref.seconds
+            on_write = rng.randint(1, 3) if rng.random() < 1 / 3 else 0
+            at = None if on_write else (rng.uniform(*training) if training and rng.random() < 0.5
+                                        else rng.uniform(0.05, 0.9) * ref.seconds)
             out = run(recipe.argv(sandbox, *extra), cwd, 4 * ref.seconds + 60, mem_gb,
                       logs / f"{recipe.group}-{name}-{attempt}", kill_at=at, checkpoints=ckpts, on_write=on_write)
             if out.returncode is None:
@@ -283,7 +298,7 @@ def kill_recipe(recipe: Recipe, sandbox: Path, kills: int, chain: int, rng: rand
             result["kills_during_checkpoint_write"] += out.tmp_at_kill
             saved = len(list(ckpts.glob("step_*"))) if ckpts.is_dir() else 0
             modes.append(("during a checkpoint write" if out.tmp_at_kill else
-                          f"at {out.seconds:.1f} s" + (" (waiting for a checkpoint write)" if on_write else ""))
+                          f"at {out.seconds:.1f} s" + (" (right after a checkpoint write)" if on_write else ""))
                          + f" with {saved} checkpoint{'s' * (saved != 1)} saved")
         result["kills"] += landed
         if hung:
@@ -662,7 +677,7 @@ def main(argv: list[str] | None = None) -> int:
                 except RecipeBroken as e:  # its cases still run: each will fail, and be counted
                     log(f"{g}: BROKEN: {e}")
                     result.setdefault("broken", {})[g] = str(e)
-            cases = draw_cases(args.cases, rng, groups)
+            cases = draw_cases(args.cases, random.Random(f"fuzz-{args.seed}"), groups)  # whatever ran before
             log(f"fuzz: {len(cases)} cases, {sum(c.nonsense for c in cases)} of them nonsense")
             result["fuzz"] = fuzz(cases, sandbox, args.timeout, args.mem_gb, logs)
     finally:

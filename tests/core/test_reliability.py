@@ -133,7 +133,7 @@ def test_summaries_compare_without_timings_and_nan_equals_nan():
 def test_the_script_at_the_smallest_scale(tmp_path):
     out = tmp_path / "reliability.json"
     proc = subprocess.run([sys.executable, str(SCRIPT), "--recipes", "sid", "--groups", "sid", "--kills", "1",
-                           "--chain", "1", "--cases", "4", "--timeout", "60", "--out", str(out)],
+                           "--chain", "1", "--cases", "4", "--timeout", "10", "--out", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
