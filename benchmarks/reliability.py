@@ -203,6 +203,8 @@ def run(argv: list[str], cwd: Path, timeout: float, mem_gb: float, out_dir: Path
             break
         time.sleep(0.002 if on_write else 0.02)
     seconds = time.monotonic() - t0
+    if not (killed or timed_out):
+        kill_group(proc)  # a worker it left behind would hold a core (and the run's files)
     mid_write = killed and bool(_temporaries(watched) - stale)  # a new temporary left: killed mid-write
     return Outcome(None if timed_out else proc.returncode, _tail(so), _tail(se), seconds, killed, mid_write, first)
 
