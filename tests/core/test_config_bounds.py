@@ -55,7 +55,7 @@ YAML_CLASSES = [
     ("ranking/mtmixatt_*.yaml", "tetrad.ranking.train.TrainConfig"),
     ("sid/study*.yaml", "tetrad.semantic_ids.study.StudyConfig"),
     ("sid/*.yaml", "tetrad.semantic_ids.train.SidConfig"),
-    ("skillc/compare.yaml", "tetrad.skillc.compare.CompareConfig"),
+    ("skillc/compare*.yaml", "tetrad.skillc.compare.CompareConfig"),
     ("skillc/*.yaml", "tetrad.skillc.recipe.SkillCConfig"),
     ("ttrl/compare*.yaml", "tetrad.ttrl.compare.CompareConfig"),
     ("ttrl/pretrain.yaml", "tetrad.ttrl.pretrain.PretrainConfig"),

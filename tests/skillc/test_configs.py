@@ -9,7 +9,7 @@ from tetrad.skillc.recipe import SkillCConfig
 CONFIGS = Path(__file__).parents[2] / "configs" / "skillc"
 
 
-@pytest.mark.parametrize("path", sorted(p for p in CONFIGS.glob("*.yaml") if p.name != "compare.yaml"),
+@pytest.mark.parametrize("path", sorted(p for p in CONFIGS.glob("*.yaml") if not p.name.startswith("compare")),
                          ids=lambda p: p.stem)
 def test_every_shipped_config_loads(path):
     cfg = load_config(SkillCConfig, path)
@@ -29,3 +29,8 @@ def test_compare_derives_each_run_from_one_config_and_seed():
     run = variant_config(cfg, "no_pairing", 2)
     assert run.name == "shop-no_pairing-s2" and run.seed == 2 and run.pairing is False and run.method == "skillc"
     assert variant_config(cfg, "skill0", 0).method == "skill0"
+    alfworld = load_config(CompareConfig, CONFIGS / "compare_alfworld.yaml")
+    run = variant_config(alfworld, "grpo", 1)
+    assert run.name == "alfworld-grpo-s1" and run.env == "alfworld" and set(run.test_games) == {"valid_seen",
+                                                                                               "valid_unseen"}
+    assert alfworld.block != cfg.block and set(alfworld.variants) == set(VARIANTS)
