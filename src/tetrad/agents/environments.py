@@ -20,9 +20,9 @@ from typing import Any, ClassVar, Literal
 
 from tetrad.core.errors import UserError
 
-# the registry: name -> "module:class", imported on first use (the engines are slow to import)
 # the record of every past action, in the templates that show one ({action_record})
 RECORD_SEPARATOR, NO_RECORD = "; ", "(none)"
+# the registry: name -> "module:class", imported on first use (the engines are slow to import)
 KINDS = {"alfworld": "tetrad.agents.alfworld_env:Alfworld", "shop": "tetrad.agents.shop:Shop"}
 EnvName = Literal["alfworld", "shop"]
 

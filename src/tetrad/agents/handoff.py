@@ -71,9 +71,10 @@ def scored_turns(episodes: list[Episode], advantages: torch.Tensor, tokenizer, c
                 if c not in responses:
                     responses[c] = encode_response(tokenizer, action_response(c))
             candidates = [responses[c] for c in turn.candidates]
+            codes = match_codes(turn.prompt, turn.candidates, candidates, tokenizer) if features else None
             examples.append(EncodedExample(turn.action, encode_prompt(tokenizer, turn.prompt, chat),
                                            responses[turn.action], candidates, turn.candidates.index(turn.action),
-                                           match_codes(turn.prompt, turn.candidates, candidates, tokenizer) if features else None))
+                                           codes))
             old.append(turn.action_logprob)
     return ScoredTurns(examples, torch.tensor(old, dtype=torch.float32), turn_advantages)
 

@@ -15,10 +15,12 @@ Bits 8-9 belong to the whole candidate: how many times the episode's record of p
 every token of the candidate. With entity bits alone a policy oscillated between two visited
 receptacles (`go to fridge 1` / `go to sinkbasin 1`, `open drawer 4` / `close drawer 4`): both
 carry the history bit, so nothing tells the one just left from the one left long ago. A prompt
-without a record gives 0. The model adds a learned
-embedding of the code to the token's embedding (`tetrad.llm.models.add_token_features`), so
-"copy the word the task names" is one learned vector rather than a pairing of every word with
-its action form, which a model trained from scratch did not learn (docs/results/agents.md).
+without a record gives 0.
+
+The model adds a learned embedding of the code to the token's embedding
+(`tetrad.llm.models.add_token_features`), so "copy the word the task names" is one learned
+vector rather than a pairing of every word with its action form, which a model trained from
+scratch did not learn (docs/results/agents.md).
 
 `match_codes` is the one function behaviour cloning, evaluation and RL all call, on the prompt
 text and the candidate's token ids as the policy encodes them. With a subword tokenizer

@@ -31,8 +31,8 @@ class DistInfo:
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """The torch device a config's `device` names: "auto" is this process's GPU (by `local_rank`)
-    when CUDA is available, else the CPU. A name torch does not know, or a GPU this machine does
-    not have, is a `UserError`."""
+    when CUDA is available, else the CPU; "cuda" without an index is this process's GPU too. A
+    name torch does not know, or a GPU this machine does not have, is a `UserError`."""
     if name == "auto":
         return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
     try:
@@ -44,6 +44,8 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
             raise UserError(f"device={name}, but torch sees no CUDA device here (use device=cpu or auto)")
         if (device.index or 0) >= torch.cuda.device_count():
             raise UserError(f"device={name}, but this machine has {torch.cuda.device_count()} CUDA device(s)")
+        if device.index is None:
+            device = torch.device("cuda", local_rank)
     elif device.type != "cpu":
         raise UserError(f"device={name}: only cpu, cuda[:N] and auto are supported")
     return device
