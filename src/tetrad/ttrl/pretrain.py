@@ -6,6 +6,11 @@ expressions removed), stopped early so that it solves some test problems reliabl
 and some rarely. With `eval_every`, the spread over the test problems is measured during training
 and logged; `keep: most_contested` then keeps the weights of the evaluation with the largest share
 of problems solved 10-50% of the time (the ones TTRL can learn or lose), rather than the last.
+`train_knobs` trains on another distribution than the test set's (the test problems are still removed
+and the spread is still measured on them): `configs/ttrl/compare_systematic.yaml` trains on 2-term
+chains only and tests on 2-3-term ones, so that the 3-term problems meet a habit learned elsewhere
+(systematic errors; whether the base vote is confidently wrong is measured, not assumed: the
+compare reports the share of wrong base votes with a majority ratio above tau_mr).
 The model is saved as a Hugging Face directory under the run directory
 (`runs/ttrl/<name>/model`) and reused when present.
 """
@@ -44,6 +49,7 @@ class PretrainConfig(RunConfig):
     max_new_tokens: PositiveInt = 6
     eval_every: NonNegativeInt = 0  # steps between measurements of the spread (0: only at the end)
     keep: Literal["last", "most_contested"] = "last"
+    train_knobs: dict | None = None  # the training problems' generator knobs (None: tasks.knobs, the test set's)
 
 
 def model_dir(cfg: PretrainConfig) -> Path:
@@ -65,7 +71,8 @@ def pretrain(cfg: PretrainConfig) -> dict:
     seed_everything(cfg.seed)
     test = load_tasks(cfg.tasks)
     held_out = set(test.prompts)
-    train = reasoning_gym_tasks(cfg.tasks.task, cfg.train_size, cfg.tasks.seed + 1 + cfg.seed, cfg.tasks.knobs)
+    train = reasoning_gym_tasks(cfg.tasks.task, cfg.train_size, cfg.tasks.seed + 1 + cfg.seed,
+                                cfg.tasks.knobs if cfg.train_knobs is None else cfg.train_knobs)
     pairs = [(p, t) for p, t in zip(train.prompts, train.truths) if p not in held_out]
     if not pairs:
         raise UserError("pretrain: no training problems left after removing the test set")
