@@ -7,6 +7,7 @@ from tetrad.core.bootstrap import paired_t_interval
 from tetrad.core.errors import UserError
 from tetrad.core.rundir import LOCATION_KEYS
 from tetrad.ttrl.compare import CompareConfig, compare, variant_config
+from tetrad.ttrl.tracking import StopConfig
 
 from .test_recipe import config
 
@@ -50,6 +51,13 @@ def test_compare_reuses_a_committed_summary_and_trains_only_what_is_missing(tmp_
     text = (tmp_path / "ttrl.md").read_text()
     assert "| rcsu_only | 1 |" in text and "(ttrl_compare_dynamics.png)" in text
     assert (tmp_path / "ttrl_compare_dynamics.png").is_file() and (tmp_path / "ttrl_compare_flip_rate.png").is_file()
+    # an earlier compare's finished run (no file, no extras in its summary) gets them from its directory
+    (tmp_path / "results" / "t-rcsu_only-s0.json").unlink()
+    done = runs / "t-rcsu_only-s0" / "summary.json"
+    done.write_text(json.dumps({k: v for k, v in made["summary"].items()
+                                if k not in ("labels_by_visit", "flip_rate_by_pass", "extinction_windows")}))
+    compare(cfg, command="first")
+    assert json.loads((tmp_path / "results" / "t-rcsu_only-s0.json").read_text())["summary"] == made["summary"]
     # the files alone make the tables: with the run directories gone nothing is trained again
     import shutil
 
@@ -75,7 +83,7 @@ def test_compare_refuses_a_summary_made_with_other_settings(tmp_path):
     path.write_text(json.dumps(saved))
     compare(cfg, command="x")
     with pytest.raises(UserError, match="other settings"):
-        compare(cfg.model_copy(update={"run": cfg.run.model_copy(update={"stop": {"flip_rate": 0.5}})}), command="x")
+        compare(cfg.model_copy(update={"run": cfg.run.model_copy(update={"stop": StopConfig(flip_rate=0.5)})}), command="x")
 
 
 def test_the_report_gives_paired_t_intervals_against_plain_ttrl(tmp_path):
@@ -126,3 +134,27 @@ def test_the_experiment_configs_derive_one_run_per_variant_and_seed(name):
     # the variants of a seed differ only in the guard's rules and the name
     a, b = plain.model_dump(), guard.model_dump()
     assert {k for k in a if a[k] != b[k]} == {"name", "guard"}
+
+
+def test_pretrain_train_knobs_train_on_another_distribution_than_the_test_set(tmp_path, monkeypatch):
+    """The systematic regime's knob: training problems from `train_knobs`, the test set still held
+    out and measured (its knobs unchanged)."""
+    import tetrad.ttrl.pretrain as pre
+    from tetrad.ttrl.pretrain import PretrainConfig
+    from tetrad.ttrl.tasks import TaskConfig, load_tasks
+
+    from .test_recipe import TINY
+
+    seen = []
+    real = pre.reasoning_gym_tasks
+    monkeypatch.setattr(pre, "reasoning_gym_tasks", lambda *a, **k: seen.append(a[3]) or real(*a, **k))
+    tasks = TaskConfig(size=8, seed=5, knobs={"min_terms": 2, "max_terms": 3, "min_digits": 1, "max_digits": 1})
+    two = {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}
+    summary = pre.pretrain(PretrainConfig(root=str(tmp_path), model=TINY, tasks=tasks, train_size=200, steps=2,
+                                          batch_size=8, eval_samples=2, train_knobs=two))
+    assert seen == [two] and len(summary["per_problem_accuracy"]) == 8
+    train = real("chain_sum", 200, tasks.seed + 1, two)
+    assert all(p.count("+") + p.count("-") == 1 for p in train.prompts)  # 2 terms each
+    test = load_tasks(tasks).prompts
+    assert summary["train_problems"] == sum(p not in set(test) for p in train.prompts)  # the test set held out
+    assert any(p.count("+") + p.count("-") == 2 for p in test)  # the test set keeps its 3-term problems

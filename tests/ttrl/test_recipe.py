@@ -172,7 +172,7 @@ def test_compare_writes_the_table_between_markers_and_reuses_finished_runs(tmp_p
     out = tmp_path / "ttrl.md"
     out.write_text("# kept heading\n\n<!-- ttrl-compare -->\nold\n<!-- /ttrl-compare -->\n\nkept footer\n")
     cfg = CompareConfig(run=config(tmp_path, "unused", epochs=1), seeds=[0], variants=["ttrl", "rcsu_only"],
-                        output=str(out))
+                        output=str(out), results_dir=str(tmp_path / "results"))
     compare(cfg, command="tetrad ttrl compare seeds=[0]")
     text = out.read_text()
     assert text.startswith("# kept heading") and text.rstrip().endswith("kept footer") and "old" not in text
@@ -180,15 +180,25 @@ def test_compare_writes_the_table_between_markers_and_reuses_finished_runs(tmp_p
     assert "| ttrl |" in text and "| rcsu_only |" in text and "| base (step 0) |" in text
     assert "labels ≠ TTRL's" in text and "- rcsu_only vs TTRL, same seeds: pass@1" in text
     assert "| stop rule's step | pass@1 at its pick | best pass@1 (hindsight) |" in text
-    table = [line for line in text.splitlines() if line.startswith("| ")]
-    assert len(table) == 5 and len({line.count("|") for line in table}) == 1  # every row has every column
+    tables, table = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("| "):
+            table.append(line)
+        elif table:
+            tables.append(table)
+            table = []
+    assert [len(t) for t in tables] == [5, 3, 4]  # means (with the base), the effect, the dynamics
+    assert all(len({line.count("|") for line in t}) == 1 for t in tables)  # every row has every column
     assert "(ttrl_compare_flip_rate.png)" in text and (tmp_path / "ttrl_compare_flip_rate.png").is_file()
-    ttrl_row = next(line for line in text.splitlines() if line.startswith("| ttrl |")).split("|")
-    assert ttrl_row[-3].strip() == "0.000"  # plain TTRL's labels equal its own
+    assert tables[1][2].split("|")[-2].strip() == "0.000"  # rcsu's labels vs TTRL's (RCSU waits for W visits)
+    assert (tmp_path / "results" / "compare-ttrl-s0.json").is_file()
     summary = tmp_path / "ttrl" / "compare-ttrl-s0" / "summary.json"
     stamp = summary.stat().st_mtime_ns
+    # a finished run with no committed file (an earlier compare's) is reused, not trained again
+    (tmp_path / "results" / "compare-ttrl-s0.json").unlink()
     compare(cfg, command="again")
     assert summary.stat().st_mtime_ns == stamp and "Made by `again`" in out.read_text()
+    assert (tmp_path / "results" / "compare-ttrl-s0.json").is_file()
 
 
 def test_two_processes_shard_sampling_and_run_ttrl_like_one(tmp_path):
