@@ -202,8 +202,8 @@ def plot_dynamics(summaries: dict[str, dict[int, dict]], path: Path) -> Path:
     if left.lines:
         left.legend(fontsize=7)
     counts = [np.mean([len(r.get("extinction_windows", [])) for r in by_seed.values()]) for by_seed in summaries.values()]
-    right.set_xticks(range(len(summaries)), [f"{v}\n{c:.1f}/run" for v, c in zip(summaries, counts)], fontsize=7)
-    right.set(ylabel="extinction window (steps)", title="extinction windows (bar: median; count: problems per run)")
+    right.set_xticks(range(len(summaries)), [f"{v}\n{c:.1f} extinct/run" for v, c in zip(summaries, counts)], fontsize=7)
+    right.set(ylabel="extinction window (steps)", title="extinction windows (line: median)")
     return save_figure(fig, path)
 
 
