@@ -46,7 +46,8 @@ def test_compare_reuses_a_committed_summary_and_trains_only_what_is_missing(tmp_
     made = json.loads((tmp_path / "results" / "t-rcsu_only-s0.json").read_text())
     assert made["settings"]["guard"]["rcsu"] is True and "name" not in made["settings"]
     # the file carries what the tables need from the run directory
-    assert {"labels_by_visit", "flip_rate_by_pass", "extinction_windows", "mps_fired", "seconds"} <= set(made["summary"])
+    extras = {"labels_by_visit", "flip_rate_by_pass", "extinction_windows", "mps_fired", "seconds"}
+    assert extras <= set(made["summary"])
     assert len(made["summary"]["labels_by_visit"]) == 8  # 8 problems visited once
     text = (tmp_path / "ttrl.md").read_text()
     assert "| rcsu_only | 1 |" in text and "(ttrl_compare_dynamics.png)" in text
@@ -83,7 +84,8 @@ def test_compare_refuses_a_summary_made_with_other_settings(tmp_path):
     path.write_text(json.dumps(saved))
     compare(cfg, command="x")
     with pytest.raises(UserError, match="other settings"):
-        compare(cfg.model_copy(update={"run": cfg.run.model_copy(update={"stop": StopConfig(flip_rate=0.5)})}), command="x")
+        other = cfg.run.model_copy(update={"stop": StopConfig(flip_rate=0.5)})
+        compare(cfg.model_copy(update={"run": other}), command="x")
 
 
 def test_the_report_gives_paired_t_intervals_against_plain_ttrl(tmp_path):

@@ -201,8 +201,10 @@ def plot_dynamics(summaries: dict[str, dict[int, dict]], path: Path) -> Path:
     left.set(xlabel="pass over the test set", ylabel="flip rate", title="flip rate per pass (mean, seed range)")
     if left.lines:
         left.legend(fontsize=7)
-    counts = [np.mean([len(r.get("extinction_windows", [])) for r in by_seed.values()]) for by_seed in summaries.values()]
-    right.set_xticks(range(len(summaries)), [f"{v}\n{c:.1f} extinct/run" for v, c in zip(summaries, counts)], fontsize=7)
+    counts = [np.mean([len(r.get("extinction_windows", [])) for r in by_seed.values()])
+              for by_seed in summaries.values()]
+    right.set_xticks(range(len(summaries)), [f"{v}\n{c:.1f} extinct/run" for v, c in zip(summaries, counts)],
+                     fontsize=7)
     right.set(ylabel="extinction window (steps)", title="extinction windows (line: median)")
     return save_figure(fig, path)
 
@@ -229,7 +231,9 @@ def _interval(values: list[float], fmt: str, sign: str = "") -> str:
 def _stat(values: list[float], fmt: str) -> str:
     if not values:
         return "–"
-    return fmt.format(values[0]) if len(values) == 1 else f"{fmt.format(np.mean(values))} ± {fmt.format(np.std(values))}"
+    if len(values) == 1:
+        return fmt.format(values[0])
+    return f"{fmt.format(np.mean(values))} ± {fmt.format(np.std(values))}"
 
 
 def paired_differences(summaries: dict[str, dict[int, dict]], variant: str, key: str) -> list[float]:
@@ -270,7 +274,8 @@ def render(cfg: CompareConfig, summaries: dict[str, dict[int, dict]], command: s
             changed = [labels_changed(summaries[v][s], summaries["ttrl"][s]) for s in sorted(summaries[v])
                        if s in summaries["ttrl"]]
             cells = [_interval(paired_differences(summaries, v, key), fmt, "+") for _, key, fmt in effect]
-            lines.append(f"| {v} | {len(changed)} | " + " | ".join(cells) + f" | {_stat([c for c in changed if not math.isnan(c)], '{:.3f}')} |")
+            cells.append(_stat([c for c in changed if not math.isnan(c)], "{:.3f}"))
+            lines.append(f"| {v} | {len(changed)} | " + " | ".join(cells) + " |")
     dynamics = [("base votes confidently wrong", "base_confident_wrong", "{:.3f}"),
                 ("label acc. (last epoch)", "label_accuracy_last_epoch", "{:.3f}"),
                 ("flip-rate peak", "flip_rate_peak", "{:.3f}"), ("flip rate at end", "flip_rate_last", "{:.3f}"),
