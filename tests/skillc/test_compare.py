@@ -31,6 +31,10 @@ def test_compare_makes_its_tables_from_committed_summaries_and_refuses_other_set
     assert "tetrad skillc compare (test)" in text and "6 runs; their updates and validations took 2 min" in text
     grpo_row = next(line for line in text.splitlines() if line.startswith("| grpo |"))
     assert "| 3 | 0.310 | 0.300 | 1.000 | -0.200 [-0.200, -0.200] |" in grpo_row
+    # with one seed the difference is reported without an interval
+    one = compare(cfg.model_copy(update={"seeds": [2]}), "one seed").read_text()
+    row = next(line for line in one.splitlines() if line.startswith("| grpo |"))
+    assert "| -0.200 (one seed) |" in row and "nan" not in row
     # a file made with other settings is refused, not reported under these
     other = cfg.model_copy(update={"run": cfg.run.model_copy(update={"lr": 1.0})})
     with pytest.raises(UserError, match="other settings"):

@@ -85,6 +85,8 @@ def report(summaries: dict[str, dict[int, dict]], command: str, seconds: float) 
                           for s in seeds if s in ref]
                 if variant == "skillc" or not paired:
                     cells.append("")
+                elif len(paired) == 1:  # a t interval needs two seeds
+                    cells.append(f"{paired[0]:+.3f} (one seed)")
                 else:
                     mean, half = paired_t_interval(paired)
                     cells.append(f"{mean:+.3f} [{mean - half:+.3f}, {mean + half:+.3f}]")
