@@ -39,3 +39,25 @@ def test_compare_makes_its_tables_from_committed_summaries_and_refuses_other_set
     other = cfg.model_copy(update={"run": cfg.run.model_copy(update={"lr": 1.0})})
     with pytest.raises(UserError, match="other settings"):
         compare(other, "x")
+
+
+def test_two_test_splits_get_a_pooled_table_weighted_by_episodes():
+    from tetrad.skillc.compare import report
+
+    def run(seen: float, unseen: float) -> dict:
+        s = fake_summary(seen, seen)
+        s["env"] = "alfworld"
+        s["test"] = {"valid_seen": s["test"]["test"], "valid_unseen": fake_summary(unseen, unseen)["test"]["test"]}
+        s["test"]["valid_seen"]["skills_off"]["episodes"] = 24
+        s["test"]["valid_unseen"]["skills_off"]["episodes"] = 8
+        return s
+
+    summaries = {"skillc": {0: run(0.5, 0.25), 1: run(0.5, 0.25)}, "grpo": {0: run(0.25, 0.25), 1: run(0.0, 0.25)}}
+    text = report(summaries, "c", 0.0)
+    pooled = text[text.index("### All test splits pooled"):]
+    skillc_row = next(line for line in pooled.splitlines() if line.startswith("| skillc |"))
+    assert "| 2 | 0.438 |" in skillc_row  # (24 * 0.5 + 8 * 0.25) / 32
+    grpo_row = next(line for line in pooled.splitlines() if line.startswith("| grpo |"))
+    # pooled grpo: 0.25 and 0.0625; paired with skillc's 0.4375: -0.1875 and -0.375
+    assert "-0.281 [" in grpo_row
+    assert "### Test split `valid_seen`" in text and "### Test split `valid_unseen`" in text

@@ -69,8 +69,15 @@ def report(summaries: dict[str, dict[int, dict]], command: str, seconds: float) 
                 for r in runs)
     lines = [f"Command: `{command}`. {len(runs)} runs; their updates and validations took {total / 60:.0f} min "
              f"in all (this command trained {seconds / 60:.1f} min of it, reusing the rest).", ""]
-    for split in first["test"]:
-        lines += [f"### Test split `{split}` ({first['env']})", "",
+    splits = list(first["test"])
+    if len(splits) > 1:  # one more table over every test game: half the standard error of two splits
+        summaries = {v: {s: {**r, "test": {**r["test"], POOLED: _pooled(r["test"])}} for s, r in by_seed.items()}
+                     for v, by_seed in summaries.items()}
+        splits.append(POOLED)
+    for split in splits:
+        heading = ("All test splits pooled (each run's rate over every test game)" if split == POOLED
+                   else f"Test split `{split}`")
+        lines += [f"### {heading} ({first['env']})", "",
                   "| method | seeds | success, no skills | score, no skills | success, skills | "
                   "no-skills success - SkillC [95% CI] | no-skills score - SkillC [95% CI] |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -125,6 +132,24 @@ def report(summaries: dict[str, dict[int, dict]], command: str, seconds: float) 
                      f"{c['env_seconds']:.1f} | {c['model_seconds']:.1f} | {c['update_seconds']:.1f} | "
                      f"{c.get('validation_seconds_per_update', float('nan')):.1f} | {c['skill_rollout_share']:.2f} |")
     return "\n".join(lines) + "\n"
+
+
+POOLED = "pooled"
+
+
+def _pooled(test: dict[str, dict]) -> dict:
+    """One run's test conditions over all its splits: every rate weighted by the split's episodes."""
+    out = {}
+    for cond in ("skills_off", "skills_on"):
+        parts = [split[cond] for split in test.values()]
+        weights = [p.get("episodes", 1) for p in parts]
+        rate = lambda values: sum(w * v for w, v in zip(weights, values)) / sum(weights)
+        out[cond] = {m: rate([p[m] for p in parts]) for m in ("success", "score")}
+        for m in ("success_per_type", "score_per_type"):
+            types = sorted({t for p in parts for t in p[m]})
+            out[cond][m] = {t: sum(w * p[m][t] for w, p in zip(weights, parts) if t in p[m])
+                            / sum(w for w, p in zip(weights, parts) if t in p[m]) for t in types}
+    return out
 
 
 def _mean(values) -> float:
