@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tetrad.core.bootstrap import paired_t_interval
@@ -160,3 +161,30 @@ def test_pretrain_train_knobs_train_on_another_distribution_than_the_test_set(tm
     test = load_tasks(tasks).prompts
     assert summary["train_problems"] == sum(p not in set(test) for p in train.prompts)  # the test set held out
     assert any(p.count("+") + p.count("-") == 2 for p in test)  # the test set keeps its 3-term problems
+
+
+def test_degradation_timing_finds_the_first_wrong_visit_and_how_much_truth_was_left():
+    import pandas as pd
+
+    from tetrad.ttrl.compare import degradation_timing
+
+    rows = []
+
+    def add(pid, correct, true_share):
+        rows.extend({"problem_id": pid, "visit": v + 1, "label_correct": c, "true_share": t}
+                    for v, (c, t) in enumerate(zip(correct, true_share)))
+
+    add("p1", [True, True, False, False], [0.6, 0.5, 0.2, 0.0])  # wrong at visit 3, truth 0.2 left
+    add("p2", [False, True, False, False], [0.4, 0.5, 0.1, 0.0])  # wrong on its first visit
+    add("p3", [True, True, True, True], [0.9, 0.9, 0.9, 0.9])  # degraded by the final vote only
+    add("p4", [False, False, True, True], [0.0, 0.1, 0.6, 0.8])  # learned: not counted
+    problems = pd.DataFrame({"problem_id": ["p1", "p2", "p3", "p4"],
+                             "category": ["degraded", "degraded", "degraded", "learned"]})
+    out = degradation_timing(pd.DataFrame(rows), problems, mps_min_share=0.125)
+    assert out["degraded_first_wrong_visit"] == [3, 1] and out["degraded_first_wrong_median"] == 2.0
+    assert out["degraded_wrong_on_first_visit"] == 0.5
+    assert out["degraded_true_share_at_first_wrong"] == pytest.approx(0.3)  # (0.2 + 0.4) / 2
+    assert out["degraded_truth_below_mps"] == 0.0
+    assert degradation_timing(pd.DataFrame(rows), problems, mps_min_share=0.3)["degraded_truth_below_mps"] == 0.5
+    none = degradation_timing(pd.DataFrame(rows), problems.assign(category="stable_right"), 0.125)
+    assert none["degraded_first_wrong_visit"] == [] and np.isnan(none["degraded_wrong_on_first_visit"])

@@ -47,7 +47,8 @@ VARIANTS: dict[str, dict] = {
     "mps_only": {"mps": True},
     "rcsu_only": {"rcsu": True},
 }
-EXTRAS_KEY = "labels_by_visit"  # present when a summary carries the compare's extras
+EXTRAS_KEY = "labels_by_visit"  # the majority labels; with TIMING_KEY, a summary carries the compare's extras
+TIMING_KEY = "degraded_first_wrong_visit"
 
 
 class CompareConfig(Config):
@@ -90,7 +91,7 @@ def variant_summary(run: TTRLConfig, results_dir: Path) -> dict:
     training it; an earlier compare's finished run (no extras in its summary) gets them from its directory."""
     if not (results_dir / f"{run.name}.json").is_file():
         done = finished_summary("ttrl", run)  # refuses a run made with other settings
-        if done is not None and EXTRAS_KEY not in done:
+        if done is not None and not {EXTRAS_KEY, TIMING_KEY} <= done.keys():
             atomic_write_json(run_dir(run) / "summary.json", {**done, **run_extras(run_dir(run), run)})
     return committed_summary("ttrl", run, results_dir, train_variant)
 
@@ -124,10 +125,39 @@ def run_extras(path: Path, run: TTRLConfig) -> dict:
     problems = pd.read_parquet(path / "problems.parquet")
     if "extinction_window" in problems:
         extras["extinction_windows"] = [float(w) for w in problems["extinction_window"].dropna()]
+    need = max(1, run.n_train // run.guard.mps_min_votes_denom) / run.n_samples  # MPS's rule, as a share of votes
+    extras |= degradation_timing(pd.read_parquet(path / "visits.parquet"), problems, need)
     if {"initial_label_acc", "base_majority_ratio"} <= set(problems):
         wrong = (problems["initial_label_acc"] == 0) & (problems["base_majority_ratio"] > run.guard.tau_mr)
         extras["base_confident_wrong"] = float(wrong.mean())
     return extras
+
+
+def degradation_timing(visits: pd.DataFrame, problems: pd.DataFrame, mps_min_share: float) -> dict:
+    """When the degraded problems (the base policy's vote right, the final label wrong) went wrong,
+    and whether the guard could still act: per degraded problem, the visit of its first wrong
+    majority label and the share of samples with the true answer on that visit. With one true
+    answer a right label cannot flip to another right one, so that visit is the problem's first
+    flip: a flip-rate rule gets its first signal when the label is already wrong. What it can do
+    then is MPS's bonus for the true answer, which needs `mps_min_share` of the votes; below it
+    (or on a problem's first visit, where the guard is the identity) it is too late."""
+    degraded = problems.loc[problems["category"] == "degraded", "problem_id"]
+    first_wrong, true_share, first_visit = [], [], []
+    for pid in degraded:
+        rows = visits[visits["problem_id"] == pid].sort_values("visit")
+        wrong = rows[~rows["label_correct"].astype(bool)]
+        if wrong.empty:  # only the final vote was wrong, no training visit's label
+            continue
+        first_wrong.append(int(wrong["visit"].iloc[0]))
+        true_share.append(float(wrong["true_share"].iloc[0]))
+        first_visit.append(first_wrong[-1] == int(rows["visit"].iloc[0]))
+    nan = float("nan")
+    mean = lambda xs: float(np.mean(xs)) if xs else nan  # noqa: E731
+    return {TIMING_KEY: first_wrong,
+            "degraded_first_wrong_median": float(np.median(first_wrong)) if first_wrong else nan,
+            "degraded_true_share_at_first_wrong": mean(true_share),
+            "degraded_wrong_on_first_visit": mean(first_visit),
+            "degraded_truth_below_mps": mean([x < mps_min_share for x in true_share])}
 
 
 def guard_activity(metrics_path: Path) -> dict[str, float]:
@@ -281,6 +311,10 @@ def render(cfg: CompareConfig, summaries: dict[str, dict[int, dict]], command: s
                 ("flip-rate peak", "flip_rate_peak", "{:.3f}"), ("flip rate at end", "flip_rate_last", "{:.3f}"),
                 ("extinct problems", "extinct_problems", "{:.1f}"),
                 ("median extinction window", "extinction_window_median", "{:.1f}"),
+                ("degraded: first wrong visit (median)", "degraded_first_wrong_median", "{:.1f}"),
+                ("degraded: wrong on first visit", "degraded_wrong_on_first_visit", "{:.2f}"),
+                ("degraded: true share then", "degraded_true_share_at_first_wrong", "{:.3f}"),
+                ("degraded: truth below MPS's minimum", "degraded_truth_below_mps", "{:.2f}"),
                 ("stop rule's step", "stop_step", "{:.0f}"), ("pass@1 at its pick", "stop_pass@1", "{:.3f}"),
                 ("best pass@1 (hindsight)", "best_pass@1", "{:.3f}"),
                 ("MPS firings", "mps_fired", "{:.1f}"), ("RCSU skips", "rcsu_skipped", "{:.1f}"),
@@ -314,6 +348,16 @@ def findings(summaries: dict[str, dict[int, dict]]) -> list[str]:
                    f"{steps:.0f} and ends at {mean('ttrl', 'flip_rate_last'):.3f}; mean per pass (from the second): "
                    f"{by_pass}.")
         out.append(f"- pass@1: base {mean('ttrl', 'base_pass@1'):.3f} -> TTRL {mean('ttrl', 'pass@1'):.3f}.")
+    for v in ("ttrl", "ttrl_guard"):
+        visits = [w for r in summaries.get(v, {}).values() for w in r.get(TIMING_KEY, [])]
+        if visits:
+            out.append(f"- When {v}'s degraded problems went wrong ({len(visits)} over its seeds): the first wrong "
+                       f"label came at visit {np.median(visits):.0f} (median), on the problem's first visit in "
+                       f"{mean(v, 'degraded_wrong_on_first_visit'):.0%} of them (where the guard is the identity), "
+                       f"with the true answer in {mean(v, 'degraded_true_share_at_first_wrong'):.1%} of the samples "
+                       f"(mean); in {mean(v, 'degraded_truth_below_mps'):.0%} it had fewer votes than MPS needs to "
+                       "promote it. The flip that signals a problem is the visit that makes it wrong, so the guard's "
+                       "first chance to act comes after the damage.")
     for v in summaries:
         if v == "ttrl" or "ttrl" not in summaries:
             continue
