@@ -157,6 +157,27 @@ def test_committed_summary_is_reused_across_sessions_and_refused_under_other_set
         committed_summary("sys", cfg.model_copy(update={"seed": 1}), tmp_path / "results", run)
 
 
+def test_committed_summary_resumes_an_interrupted_run_instead_of_refusing_its_directory(tmp_path):
+    from tetrad.core.rundir import committed_summary
+
+    cfg = RunConfig(name="a", seed=0, root=str(tmp_path / "runs"))
+    interrupted = RunDir("sys", cfg)
+    interrupted.log(1, {"loss": 1.0})  # stopped before its summary
+    interrupted.close()
+    seen = []
+
+    def run(c):
+        seen.append(c.resume)
+        done = RunDir("sys", c)  # refuses the directory unless resuming
+        done.write_summary({"auc": 0.7})
+        done.close()
+        return {"auc": 0.7}
+
+    assert committed_summary("sys", cfg, tmp_path / "results", run) == {"auc": 0.7} and seen == [True]
+    fresh = cfg.model_copy(update={"name": "b"})
+    assert committed_summary("sys", fresh, tmp_path / "results", run) == {"auc": 0.7} and seen == [True, False]
+
+
 def test_a_committed_file_from_before_a_setting_existed_matches_while_the_setting_keeps_its_default(tmp_path):
     import json
 

@@ -224,8 +224,9 @@ def committed_summary(system: str, cfg: RunConfig, results_dir: str | os.PathLik
                       run: Callable[[RunConfig], dict[str, Any]]) -> dict[str, Any]:
     """The summary of `cfg`'s run, from `<results_dir>/<name>.json` (a file this function wrote,
     in this session or an earlier one, possibly on another machine), else from its finished run
-    directory, else by calling `run(cfg)`; the file, `{"settings", "summary"}`, is written when
-    missing. A file or a finished run made with other settings is a `UserError`, as in
+    directory, else by calling `run(cfg)` (with `resume=true` when an interrupted run of it is in
+    its directory, so a stopped comparison continues where it was); the file, `{"settings",
+    "summary"}`, is written when missing. A file or a finished run made with other settings is a `UserError`, as in
     `finished_summary`: numbers are never reported under settings they were not made with. A
     setting the file lacks matches when `cfg` leaves it at its default: it was added to the config
     after the file was written, and the file's run could not have set it."""
@@ -241,7 +242,8 @@ def committed_summary(system: str, cfg: RunConfig, results_dir: str | os.PathLik
         return saved["summary"]
     summary = finished_summary(system, cfg)
     if summary is None:
-        summary = run(cfg)
+        started = (Path(cfg.root) / system / cfg.name / "metrics.jsonl").exists()
+        summary = run(cfg.model_copy(update={"resume": True}) if started else cfg)
     atomic_write_json(path, {"settings": {k: v for k, v in now.items() if k not in LOCATION_KEYS},
                              "summary": summary})
     return summary

@@ -80,12 +80,10 @@ def _train_config(cfg: CompareConfig, dataset: str, data: DataConfig, variant: s
     """One run's config: `train`, `dataset_train`, `model` and the ablations are plain mappings,
     checked here (a mistake in any is reported under `train.`, the run's config)."""
     name = f"{cfg.name}-{dataset}-{variant}-s{seed}".replace("=", "_")
-    run_path = Path(cfg.root) / "ranking" / name
     settings = {**cfg.train, **cfg.dataset_train.get(dataset, {}), **over}
     return validate_section(TrainConfig, {**settings, "name": name, "root": cfg.root, "seed": seed,
                                           "data": data.model_dump(),
-                                          "model": {**cfg.model, **model, "preset": cfg.preset},
-                                          "resume": (run_path / "metrics.jsonl").exists()}, "train")
+                                          "model": {**cfg.model, **model, "preset": cfg.preset}}, "train")
 
 
 def _run(cfg: CompareConfig, tc: TrainConfig) -> dict:

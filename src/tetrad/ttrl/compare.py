@@ -76,11 +76,11 @@ def run_dir(run: TTRLConfig) -> Path:
 
 
 def train_variant(run: TTRLConfig) -> dict:
-    """`committed_summary`'s callback for a run with no finished directory: train it (resuming an
-    interrupted one), and keep its summary with the extras in its `summary.json`."""
+    """`committed_summary`'s callback for a run with no finished directory: train it, and keep its
+    summary with the extras in its `summary.json`."""
     path = run_dir(run)
     start = time.perf_counter()
-    summary = run_ttrl(run.model_copy(update={"resume": (path / "metrics.jsonl").exists()}))
+    summary = run_ttrl(run)
     summary = {**summary, "seconds": time.perf_counter() - start, **run_extras(path, run)}
     atomic_write_json(path / "summary.json", summary)
     return summary
