@@ -1,30 +1,40 @@
 import json
 
 import numpy as np
+import pytest
 
 from tetrad.core.config import load_config
+from tetrad.core.errors import UserError
 from tetrad.semantic_ids.study import StudyConfig, findings, run_study
 
 
 def test_study_diagnostics_resume_and_report(tmp_path):
-    args = [f"root={tmp_path}", f"output={tmp_path / 'r.md'}", "datasets=[long_tail,uniform]", "seeds=[0,1]",
+    args = [f"root={tmp_path}", f"output={tmp_path / 'r.md'}", f"results_dir={tmp_path / 'rows'}",
+            "datasets=[long_tail,uniform]", "seeds=[0,1]",
             "methods=[rq_kmeans,adaptive,balanced]", "retrieval=false", "data.items=3000", "data.dim=16",
             "data.top_clusters=16", "data.sub_clusters=8", "data.users=20", "quantizer.codebook_size=16",
             "quantizer.niter=5"]
-    run_study(load_config(StudyConfig, None, args), command="tetrad sid hourglass ...")
-    results = json.loads((tmp_path / "sid/hourglass/results.json").read_text())
-    assert len(results) == 12 and sum(r.get("cell_done", False) for r in results) == 4
+    results = run_study(load_config(StudyConfig, None, args), command="tetrad sid hourglass ...")["results"]
+    rows = sorted((tmp_path / "rows/hourglass").iterdir())
+    assert len(results) == 12 and len(rows) == 12 and rows[0].name == "long_tail-s0-adaptive.json"
+    assert json.loads(rows[0].read_text())["row"] == next(r for r in results if r["method"] == "adaptive")
     text = (tmp_path / "r.md").read_text()
     assert "Made by `tetrad sid hourglass ...`" in text and "| long_tail | adaptive |" in text
     assert "- long_tail, rq_kmeans: an hourglass" in text
     # the uniform twin is flat: every balanced layer holds equal counts, so its Gini is ~0
     bal = [r for r in results if r["method"] == "balanced"]
     assert all(max(layer["gini"] for layer in r["per_layer"]) < 0.01 for r in bal)
-    # resume keeps finished cells and only re-renders
-    again = run_study(load_config(StudyConfig, None, [*args, "resume=true"]), command="again")
+    # another run (a later session, another machine: a fresh root) reuses the committed rows and
+    # runs only what is missing (here a seed); a row made with other settings is refused
+    (tmp_path / "rows/hourglass/uniform-s1-balanced.json").unlink()
+    again = run_study(load_config(StudyConfig, None, [f"root={tmp_path / 'other'}", *args[1:]]), command="again")
     assert [r["per_layer"] for r in again["results"]] == [r["per_layer"] for r in results]
-    # cells in worker processes give the same rows in the same order
-    par = [f"root={tmp_path / 'par'}", f"output={tmp_path / 'par.md'}", *args[2:], "methods=[rq_kmeans]", "workers=2"]
+    assert "Made by `again`" in (tmp_path / "r.md").read_text()
+    with pytest.raises(UserError, match="long_tail-s0-rq_kmeans.json was made with other settings .entropy_target"):
+        run_study(load_config(StudyConfig, None, [*args, "entropy_target=0.8"]), command="other")
+    # tasks in worker processes give the same rows in the same order
+    par = [f"root={tmp_path / 'par'}", f"output={tmp_path / 'par.md'}", f"results_dir={tmp_path / 'par-rows'}",
+           *args[3:], "methods=[rq_kmeans]", "workers=2"]
     parallel = run_study(load_config(StudyConfig, None, par), command="parallel")
     assert [(r["dataset"], r["seed"], r["per_layer"]) for r in parallel["results"]] == \
         [(r["dataset"], r["seed"], r["per_layer"]) for r in results if r["method"] == "rq_kmeans"]
@@ -61,7 +71,7 @@ def test_recall_findings_pair_methods_by_user_with_bootstrap_intervals():
 
 
 def test_study_with_retrieval_runs_the_k_sweep_and_the_anchors(tmp_path):
-    args = [f"root={tmp_path}", f"output={tmp_path / 'r.md'}", "datasets=[long_tail]", "seeds=[0]",
+    args = [f"root={tmp_path}", f"output={tmp_path / 'r.md'}", f"results_dir={tmp_path}", "datasets=[long_tail]", "seeds=[0]",
             "retrieval_seeds=[0]", "methods=[rq_kmeans,adaptive_k]", "adaptive_ks=[1,2]", "data.items=600",
             "data.dim=8", "data.top_clusters=4", "data.sub_clusters=4", "data.users=40", "data.item_zipf=1.0",
             "quantizer.codebook_size=8", "quantizer.niter=3", "model.d_model=16", "model.layers=1",
@@ -76,7 +86,11 @@ def test_study_with_retrieval_runs_the_k_sweep_and_the_anchors(tmp_path):
         assert len(r["retrieval"]["per_user"]["recall@10"]) == 40  # every test user
         if m not in ("subcluster", "popularity"):
             assert 2 <= r["retrieval"]["best_step"] <= r["retrieval"]["steps"] <= 6
+        if m.startswith(("rq_", "adaptive")):  # the same weights scored with the other beam normalisation
+            other = r["retrieval"]["other_normalisation"]
+            assert len(other["per_user"]["recall@10"]) == 40 and "other_normalisation" not in other
     assert not by_method["adaptive_k2"]["retrieval"]["eos"]  # collision tokens: no EOS needed
     text = (tmp_path / "r.md").read_text()
     assert "| long_tail | subcluster |" in text and "### Paired differences to rq_kmeans" in text
     assert "| long_tail | adaptive_k2 | " in text.split("### Paired differences")[1]
+    assert "| long_tail | adaptive_k1 | " in text.split("### Beam normalisation (Recall@10)")[1]

@@ -21,9 +21,17 @@ validations without improvement, and are scored on every test user with their be
 each row records its steps, best step and seconds, and each user's Recall/NDCG at the largest
 k, so that the report gives paired bootstrap intervals (`tetrad.core.bootstrap.paired_bootstrap`
 over (seed, user) pairs) of each method's difference to rq_kmeans. Seeds vary the synthetic
-catalogue, the quantizer and the models. Results go to `runs/sid/<name>/results.json` and the Markdown report to
-`output` (default docs/results/semantic-ids.md), which names the command that made it.
-`resume=true` keeps the finished (dataset, seed) cells of an interrupted study and runs the rest.
+catalogue, the quantizer and the models. With `both_normalisations` each retriever is also
+scored with the other beam normalisation (`eval.renormalise` flipped), the same weights, so the
+report pairs the two per user.
+
+Each finished (dataset, seed, method) row is written at once to
+`<results_dir>/<name>/<dataset>-s<seed>-<method>.json` with the settings it was made with, and a
+later run of the study (this session or another, on another machine) reuses the rows whose
+settings match and runs only the missing ones; a row made with other settings is a `UserError`.
+So a study too long for one session is finished across several, its rows committed as they come.
+The Markdown report goes to `output` (default docs/results/semantic-ids.md), which names the
+command that made it and the minutes its rows took.
 """
 
 from __future__ import annotations
@@ -98,7 +106,9 @@ class StudyConfig(RunConfig):
     adaptive_ks: Annotated[list[PositiveInt], Field(min_length=1)] = [1, 2, 4, 8]  # the K sweep (method adaptive_k)
     eos: Literal["auto", "always"] = "auto"  # as SidConfig.eos
     retrieval: bool = True
+    both_normalisations: bool = True  # also score each retriever with eval.renormalise flipped
     output: str = "docs/results/semantic-ids.md"
+    results_dir: str = "docs/results/semantic-ids"  # finished rows, reused by later runs (see above)
     data: StudyData = StudyData()
     quantizer: StudyQuantizer = StudyQuantizer()
     model: StudyModel = StudyModel()
@@ -130,9 +140,11 @@ def method_config(study: StudyConfig, dataset: str, method: str, seed: int) -> S
                      eval=study.eval, sasrec=SasrecConfig(**study.sasrec.model_dump()))
 
 
-def train_and_score(cfg: SidConfig, codes: np.ndarray, split, per_user: bool = False) -> dict:
-    """Train the retriever on these SIDs (no checkpoints: the study re-runs whole cells) with
-    validation every `train.eval_every` steps and early stopping, and score its best weights."""
+def train_and_score(cfg: SidConfig, codes: np.ndarray, split, per_user: bool = False,
+                    both_normalisations: bool = False) -> dict:
+    """Train the retriever on these SIDs (no checkpoints: the study re-runs an unfinished row) with
+    validation every `train.eval_every` steps and early stopping, and score its best weights (also
+    with the other beam normalisation, under "other_normalisation", with `both_normalisations`)."""
     from tetrad.core.early_stopping import EarlyStopping
 
     sids = build_sids_for(cfg, codes)
@@ -162,7 +174,11 @@ def train_and_score(cfg: SidConfig, codes: np.ndarray, split, per_user: bool = F
         model.load_state_dict(best_state)
     seconds = time.perf_counter() - started
     out = evaluate_retriever(model, sids, *split.test, cfg, cpu, per_user=per_user)
-    out.update({"sid_length": float(sids.lengths.mean()), "eos": bool(sids.eos), "steps": step,
+    if both_normalisations:
+        flipped = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"renormalise": not cfg.eval.renormalise})})
+        out["other_normalisation"] = evaluate_retriever(model, sids, *split.test, flipped, cpu, per_user=per_user)
+    out.update({"sid_length": float(sids.lengths.mean()), "eos": bool(sids.eos), "renormalised": cfg.eval.renormalise,
+                "steps": step,
                 "best_step": stopper.best_step if stopper.best_step >= 0 else step, "train_seconds": seconds})
     return out
 
@@ -170,6 +186,13 @@ def train_and_score(cfg: SidConfig, codes: np.ndarray, split, per_user: bool = F
 def run_task(study: StudyConfig, dataset: str, seed: int, method: str, run_path: Path, plots: Path) -> dict:
     """One method's diagnostics (and retrieval, for the retrieval seeds) on one dataset and seed;
     an anchor (`ANCHORS`) is an item-level ranker on the same split."""
+    started = time.perf_counter()
+    row = _task_row(study, dataset, seed, method, run_path, plots)
+    row["task_seconds"] = time.perf_counter() - started
+    return row
+
+
+def _task_row(study: StudyConfig, dataset: str, seed: int, method: str, run_path: Path, plots: Path) -> dict:
     from tetrad.semantic_ids.anchors import popularity_ranking, score_ranking, subcluster_ranking
     from tetrad.semantic_ids.hourglass import diagnose, hourglass_score, plot_diagnostics
 
@@ -204,7 +227,8 @@ def run_task(study: StudyConfig, dataset: str, seed: int, method: str, run_path:
         plot_diagnostics(codes, cfg.quantizer.codebook_size, plots, prefix=f"{dataset}_{method}_")
     if retrieval:
         t1 = time.perf_counter()
-        row["retrieval"] = train_and_score(cfg, codes, split, per_user=True)
+        row["retrieval"] = train_and_score(cfg, codes, split, per_user=True,
+                                           both_normalisations=study.both_normalisations)
         row["retrieval_seconds"] = time.perf_counter() - t1
     return row
 
@@ -238,38 +262,28 @@ def run_study(study: StudyConfig, command: str) -> dict:
     methods = expand_methods(study)
     seed_everything(study.seed)
     torch.set_num_threads(study.threads)
-    run = RunDir("sid", study, tensorboard=False)
-    results: list[dict] = []
-    spent = 0.0  # minutes of earlier sessions of this study (resume=true)
-    if study.resume and (run.path / "results.json").is_file():
-        import json
-
-        results = json.loads((run.path / "results.json").read_text())
-        summary = run.path / "summary.json"
-        spent = json.loads(summary.read_text()).get("minutes", 0.0) if summary.is_file() else 0.0
-    done = {(r["dataset"], r["seed"]) for r in results if r.get("cell_done")}
-    results = [r for r in results if (r["dataset"], r["seed"]) in done]  # drop half-finished cells
-    # seed by seed, so that an interrupted study (resume=true) has whole seeds across datasets
-    cells = [(d, s) for s in study.seeds for d in study.datasets if (d, s) not in done]
-    tasks = [(d, s, m) for d, s in cells for m in [*methods, *(anchors(study, d) if s in study.retrieval_seeds else [])]]
-    pending = {cell: sum(t[:2] == cell for t in tasks) for cell in cells}
-    started = time.perf_counter()
+    # the run directory holds only plots and the report: the rows are the study's state
+    run = RunDir("sid", study, tensorboard=False, restart=True)
+    rows_dir = Path(study.results_dir) / study.name
+    tasks = [(d, s, m) for s in study.seeds for d in study.datasets
+             for m in [*methods, *(anchors(study, d) if s in study.retrieval_seeds else [])]]
+    results = [row for task in tasks if (row := saved_row(study, rows_dir, *task)) is not None]
+    pending = [task for task in tasks if not (rows_dir / row_file(*task)).is_file()]
+    if results:
+        print(f"hourglass: {len(results)} of {len(tasks)} rows reused from {rows_dir}")
 
     def finished(row: dict) -> None:
-        cell = (row["dataset"], row["seed"])
-        pending[cell] -= 1
-        if pending[cell] == 0:
-            row["cell_done"] = True  # resume=true keeps only cells with every task finished
+        atomic_write_json(rows_dir / row_file(row["dataset"], row["seed"], row["method"]),
+                          {"settings": row_settings(study, row["seed"]), "row": row})
         results.append(row)
-        atomic_write_json(run.path / "results.json", results)
-        run.write_summary({"results": len(results), "minutes": spent + (time.perf_counter() - started) / 60})
+        run.write_summary({"results": len(results), "minutes": row_minutes(results)})
 
-    if study.workers == 1 or len(tasks) < 2:
-        for task in progress(tasks, desc="hourglass"):
+    if study.workers == 1 or len(pending) < 2:
+        for task in progress(pending, desc="hourglass"):
             finished(run_task(study, *task, run.path, run.plots))
     else:  # tasks are independent; each result is kept as soon as its task ends
-        with ProcessPoolExecutor(min(study.workers, len(tasks)), mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(run_task, study, *task, run.path, run.plots) for task in tasks]
+        with ProcessPoolExecutor(min(study.workers, len(pending)), mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(run_task, study, *task, run.path, run.plots) for task in pending]
             for future in progress(as_completed(futures), total=len(futures), desc="hourglass"):
                 finished(future.result())
     cell_order = {(d, s): i for i, (d, s) in enumerate((d, s) for s in study.seeds for d in study.datasets)}
@@ -277,13 +291,58 @@ def run_study(study: StudyConfig, command: str) -> dict:
     # the same order however the tasks ran
     results.sort(key=lambda r: (cell_order.get((r["dataset"], r["seed"]), len(cell_order)),
                                 method_order.get(r["method"], len(method_order))))
-    minutes = spent + (time.perf_counter() - started) / 60
+    minutes = row_minutes(results)
     text = render_report(study, results, command, minutes)
     write_marked_block(study.output, study.block, text, title=RESULTS_TITLE)
     atomic_write_text(run.path / "report.md", text)
     run.write_summary({"results": len(results), "minutes": minutes, "output": study.output})
     print(f"hourglass: {len(results)} results in {minutes:.1f} min; report at {study.output}")
     return {"results": results}
+
+
+def row_file(dataset: str, seed: int, method: str) -> str:
+    return f"{dataset}-s{seed}-{method}.json"
+
+
+# where the study's rows and report go, how its tasks are spread and which tasks there are: a row
+# made under other values of these is still the same row
+_NOT_ROW_SETTINGS = ("name", "root", "resume", "datasets", "methods", "seeds", "retrieval_seeds", "adaptive_ks",
+                     "threads", "workers", "block", "output", "results_dir")
+
+
+def row_settings(study: StudyConfig, seed: int) -> dict:
+    """What a row's numbers depend on: the study's settings but `_NOT_ROW_SETTINGS`, and whether
+    the row's seed trains retrievers."""
+    settings = {k: v for k, v in study.model_dump(mode="json").items() if k not in _NOT_ROW_SETTINGS}
+    return {**settings, "retrieval": study.retrieval and seed in study.retrieval_seeds}
+
+
+def saved_row(study: StudyConfig, rows_dir: Path, dataset: str, seed: int, method: str) -> dict | None:
+    """The committed row of this task, None if there is none; a `UserError` if it was made with
+    other settings (a setting the file lacks matches at its default: it was added later)."""
+    import json
+
+    from tetrad.core.rundir import config_differences
+
+    path = rows_dir / row_file(dataset, seed, method)
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+        settings, row = saved["settings"], saved["row"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise UserError(f"{path} is not a study row (JSON with 'settings' and 'row'): delete it to re-run the task") from None
+    defaults = {**StudyConfig.model_construct().model_dump(mode="json"), "retrieval": True}
+    differ = config_differences(settings, row_settings(study, seed), defaults=defaults)
+    if differ:
+        raise UserError(f"{path} was made with other settings ({', '.join(differ[:5])}): delete it or choose "
+                        f"another name")
+    return row
+
+
+def row_minutes(results: list[dict]) -> float:
+    """Minutes the rows' tasks took, summed (over sessions and worker processes)."""
+    return sum(r.get("task_seconds", 0.0) for r in results) / 60
 
 
 # ---- report ---------------------------------------------------------------------------------------
@@ -303,8 +362,9 @@ def _rows(results, dataset, method):
 def render_report(study: StudyConfig, results: list[dict], command: str, minutes: float) -> str:
     seeds = len(study.seeds)
     lines = ["## The hourglass study" + (f" ({study.block})" if study.block != "hourglass" else ""), "",
-             f"Made by `{command}` ({minutes:.0f} min on {platform.machine()} CPU, {study.threads} torch thread(s); the machine was "
-             f"shared with other jobs, so no timing here is a benchmark).", "",
+             f"Made by `{command}` ({minutes:.0f} min of tasks summed, on {platform.machine()} CPU, {study.threads} torch "
+             f"thread(s) each; rows from `{study.results_dir}/{study.name}/`; the machine was shared with other jobs, "
+             "so no timing here is a benchmark).", "",
              f"Values are mean ± standard deviation over {seeds} seed{'s' if seeds > 1 else ''} "
              f"({', '.join(map(str, study.seeds))}); seeds vary the synthetic catalogue, the quantizer and the models. "
              f"Codebooks: {study.quantizer.layers} x {study.quantizer.codebook_size}. Synthetic catalogues: "
@@ -389,6 +449,18 @@ def render_report(study: StudyConfig, results: list[dict], command: str, minutes
                         cells += [f"{value:.4f}", f"{mean:+.4f} [{lo:+.4f}, {hi:+.4f}]"]
                 if cells:
                     lines.append(f"| {d} | {m} | {' | '.join(cells)} |")
+        normalisation = [(d, m) for d in study.datasets for m in methods
+                         if any("other_normalisation" in r.get("retrieval", {}) for r in _rows(results, d, m))]
+        if normalisation:
+            lines += ["", f"### Beam normalisation (Recall@{k})", "",
+                      "The same weights scored twice: beam scores as a softmax over the whole vocabulary (Hugging "
+                      "Face's `generate`) and renormalised over the tokens the trie allows (GRID's). Difference "
+                      "renormalised minus whole vocabulary per (seed, user) pair, 95% bootstrap interval.", "",
+                      "| dataset | method | whole vocabulary | renormalised | difference [95% CI] |",
+                      "| --- | --- | --- | --- | --- |"]
+            for d, m in normalisation:
+                (mean, lo, hi), renorm, whole = normalisation_difference(results, d, m, f"recall@{k}")
+                lines.append(f"| {d} | {m} | {whole:.4f} | {renorm:.4f} | {mean:+.4f} [{lo:+.4f}, {hi:+.4f}] |")
     lines += ["", "### What the numbers say", "", *findings(study, results), ""]
     return "\n".join(lines)
 
@@ -415,6 +487,24 @@ def paired_difference(results, dataset, method, base, metric):
     if not a:
         return None
     return paired_bootstrap(a, b), float(np.mean(a))
+
+
+def normalisation_difference(results, dataset, method, metric):
+    """((mean, low, high) of renormalised - whole-vocabulary beam scores per (seed, user) pair,
+    the renormalised mean, the whole-vocabulary mean) over the rows scored both ways."""
+    from tetrad.core.bootstrap import paired_bootstrap
+
+    renorm, whole = [], []
+    for r in _rows(results, dataset, method):
+        retrieval = r.get("retrieval", {})
+        if "other_normalisation" not in retrieval:
+            continue
+        # which of the two is the main score depends on the study's eval.renormalise
+        main, other = retrieval["per_user"][metric], retrieval["other_normalisation"]["per_user"][metric]
+        first, second = (main, other) if retrieval.get("renormalised") else (other, main)
+        renorm += first
+        whole += second
+    return paired_bootstrap(renorm, whole), float(np.mean(renorm)), float(np.mean(whole))
 
 
 def findings(study: StudyConfig, results: list[dict]) -> list[str]:
