@@ -205,6 +205,11 @@ def _task_row(study: StudyConfig, dataset: str, seed: int, method: str, run_path
         row = {"dataset": dataset, "method": method, "seed": seed}
         k, hist = max(cfg.eval.ks), split.test[0]
         if method == "sasrec":
+            import shutil
+
+            # a pending row: a SASRec checkpoint left here was made by an earlier attempt, perhaps
+            # with other settings (the committed rows are the study's state, not this folder)
+            shutil.rmtree(run_path / f"sasrec_{dataset}_{seed}", ignore_errors=True)
             row["retrieval"] = run_sasrec(cfg, split, len(data.embeddings), run_path / f"sasrec_{dataset}_{seed}",
                                           torch.device("cpu"), per_user=True)
         elif method == "popularity":
