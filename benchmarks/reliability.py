@@ -434,7 +434,7 @@ def is_nonsense(spec: FieldSpec, value: Any) -> bool:
       finite (every config float must be), or outside its bounds;
     - bool: anything but true/false (YAML's on/off/yes/no read as booleans and are fine);
     - str: anything but a string; a run `name` also anything but one plain folder name (no `/` or
-      `\\`, not empty, `.` or `..`);
+      `\\`, not empty, `.` or `..`, at most `MAX_NAME_LENGTH` bytes);
     - a literal: anything but one of its choices; a list: not a list, fewer items than its
       minimum, or a nonsense item; a mapping or a section: anything but a mapping;
     - `None` (or the empty override) is nonsense unless the field is optional (for strings the
@@ -456,9 +456,12 @@ def is_nonsense(spec: FieldSpec, value: Any) -> bool:
     if spec.kind == "bool":
         return not isinstance(value, bool)
     if spec.kind == "str":
+        from tetrad.core.config import MAX_NAME_LENGTH
+
         if not isinstance(value, str):
             return True
-        return spec.plain_name and (value in ("", ".", "..") or any(c in value for c in "/\\\0"))
+        return spec.plain_name and (value in ("", ".", "..") or any(c in value for c in "/\\\0")
+                                    or len(value.encode()) > MAX_NAME_LENGTH)
     if spec.kind == "literal":
         return not any(value == c and type(value) is type(c) for c in spec.choices)
     if spec.kind == "list":

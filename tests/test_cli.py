@@ -30,6 +30,34 @@ def test_bad_override_exits_2_with_one_line():
     assert proc.stderr.strip() == "tetrad: error: unknown config key 'sed'"
 
 
+@pytest.mark.parametrize("error", [MemoryError("Unable to allocate 1.07 PiB for an array"),
+                                   RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1")])
+def test_an_allocation_that_fails_is_one_line_and_exit_2(error, monkeypatch, capsys):
+    from tetrad import cli
+
+    def handler(args):
+        raise error
+
+    monkeypatch.setattr(cli, "_run_demo", handler)
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["demo"])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("tetrad: error: out of memory (is a size setting too large")
+    assert str(error) in err
+
+
+def test_other_runtime_errors_are_not_called_out_of_memory(monkeypatch):
+    from tetrad import cli
+
+    def handler(args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "_run_demo", handler)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main(["demo"])
+
+
 def test_demo_writes_report(tmp_path):
     proc = tetrad("demo", f"root={tmp_path}", "name=t", "parts=[movielens]")
     assert proc.returncode == 0, proc.stderr

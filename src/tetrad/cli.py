@@ -73,6 +73,15 @@ def _run_demo(args) -> int:
     return 0
 
 
+def out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is an allocation that failed: NumPy's and Python's `MemoryError`, torch's
+    `OutOfMemoryError` (CUDA) and the plain `RuntimeError` its CPU allocator raises. A size that
+    passes its bounds can still not fit the machine (`bootstrap=10**12`); that is a setting to
+    change, one line, not a crash."""
+    return (isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError"
+            or "can't allocate memory" in str(error))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -83,6 +92,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         status = args.handler(args)
     except UserError as e:
         print(f"tetrad: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except (MemoryError, RuntimeError) as e:
+        if not out_of_memory(e):
+            raise
+        print(f"tetrad: error: out of memory (is a size setting too large for this machine?): "
+              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("tetrad: interrupted", file=sys.stderr)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tetrad.core.config import Config, RunConfig
+from tetrad.core.config import Config, RunConfig, load_config
 from tetrad.core.errors import UserError
 from tetrad.core.progress import progress, progress_enabled
 from tetrad.core.rundir import RunDir
@@ -79,6 +79,10 @@ def test_run_names_stay_inside_the_system_folder(tmp_path):
     for name in ("../../escape", "/tmp", "a/b", ".."):
         with pytest.raises(UserError, match="plain folder name"):
             RunDir("sys", RunConfig(root=str(tmp_path / "runs")).model_copy(update={"name": name}))
+    with pytest.raises(UserError, match="at most 128 bytes .got 129"):
+        RunDir("sys", RunConfig(root=str(tmp_path / "runs")).model_copy(update={"name": "x" * 129}))
+    with pytest.raises(UserError, match="config key 'name': .*at most 128 bytes"):
+        load_config(RunConfig, None, ["name=" + "x" * 5000])
     assert list(tmp_path.iterdir()) == []
 
 
@@ -115,8 +119,8 @@ def test_output_locations_that_cannot_be_made_are_one_line_naming_the_path(tmp_p
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(UserError, match=f"cannot create run directory {tmp_path}/file/sys/r: "):
         RunDir("sys", RunConfig(root=str(tmp_path / "file"), name="r"))
-    with pytest.raises(UserError, match="cannot create run directory .*/sys/x{300}: File name too long"):
-        RunDir("sys", RunConfig(root=str(tmp_path), name="x" * 300))
+    with pytest.raises(UserError, match="cannot create run directory .*/x{300}/sys/r: File name too long"):
+        RunDir("sys", RunConfig(root=str(tmp_path / ("x" * 300)), name="r"))
     with pytest.raises(UserError, match=f"cannot write {tmp_path}/file/summary.json: "):
         atomic_write_text(tmp_path / "file" / "summary.json", "{}")
 

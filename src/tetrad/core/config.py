@@ -37,10 +37,17 @@ Share = Annotated[float, Field(ge=0.0, le=1.0)]  # probabilities, ratios, fracti
 Seed = Annotated[int, Field(ge=0, lt=2**32)]  # what NumPy's seeding takes
 
 
+# a folder name may have 255 bytes; recipes name files and sub-runs after their run (`<name>-valid`,
+# `<name>-pretrain`), so a run name keeps room for that
+MAX_NAME_LENGTH = 128
+
+
 def plain_name(name: str) -> str:
     """A run's name is one folder below `<root>/<system>/`, so its files cannot land elsewhere."""
     if name in ("", ".", "..") or any(c in name for c in "/\\\0"):
         raise ValueError("a run name must be a plain folder name (no '/', not '..', not absolute)")
+    if len(name.encode()) > MAX_NAME_LENGTH:
+        raise ValueError(f"a run name may have at most {MAX_NAME_LENGTH} bytes (got {len(name.encode())})")
     return name
 
 

@@ -46,7 +46,8 @@ class QuantizerConfig(Config):
     kind: Literal["rq_kmeans", "balanced_rq_kmeans", "rq_vae"] = "rq_kmeans"
     layers: PositiveInt = 3
     codebook_size: PositiveInt = 256
-    niter: PositiveInt = 20  # k-means iterations (rq_kmeans, balanced_rq_kmeans)
+    # k-means iterations (rq_kmeans, balanced_rq_kmeans); faiss keeps them in a 32-bit int
+    niter: Annotated[int, Field(ge=1, le=1_000_000)] = 20
     # rq_vae
     latent_dim: PositiveInt = 32
     hidden: list[PositiveInt] = [256, 128]

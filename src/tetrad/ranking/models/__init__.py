@@ -44,7 +44,8 @@ class ModelConfig(Config):
     hash_buckets: PositiveInt = 50_000
     tokens: PositiveInt = 12
     width: PositiveInt = 48
-    layers: PositiveInt = 2
+    # the blocks are built one by one, so an absurd depth would run for hours before memory ran out
+    layers: Annotated[int, Field(ge=1, le=1024)] = 2
     heads: PositiveInt = 4
     ffn_hidden: NonNegativeInt = 16  # expert / FFN hidden width (0: 2 x width, for feature-token models)
     experts: Parallel = 3
