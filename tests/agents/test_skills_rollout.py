@@ -5,7 +5,7 @@ import pytest
 from tetrad.agents.alfworld_env import AlfworldEnv
 from tetrad.agents.alfworld_games import TASK_TYPES
 from tetrad.agents.pool import EnvPool
-from tetrad.agents.alfworld_env import alfworld_notes, take_grounded
+from tetrad.agents.alfworld_env import take_grounded
 from tetrad.agents.environments import environment
 from tetrad.agents.rollout import (Episode, ExpertPolicy, LocalEnvs, RandomPolicy, Turn, parse_action, prompt_sections,
                                    rollout, summarize)
@@ -90,29 +90,6 @@ def test_prompt_has_skill_slot_history_window_and_actions(library):
     assert prompt_sections(shop)["record"] == "act 0; act 1; act 2; act 3; act 4"
 
 
-def test_alfworld_notes_track_what_is_carried_changed_and_placed():
-    take = ("You arrive at countertop 1. On the countertop 1, you see a potato 2.", "take potato 2 from countertop 1")
-    heat = ("You arrive at microwave 1. The microwave 1 is closed.", "heat potato 2 with microwave 1")
-    put = ("You heat the potato 2 using the microwave 1.", "move potato 2 to fridge 1")
-    assert alfworld_notes([], "You are in the middle of a room.") == "carrying nothing; placed nothing"
-    # each answer is the observation after its action: the next pair's, or the current one
-    assert alfworld_notes([take], "You pick up the potato 2 from the countertop 1.") == \
-        "carrying potato 2; placed nothing"
-    picked = ("You pick up the potato 2 from the countertop 1.", "go to microwave 1")
-    assert alfworld_notes([take, picked, heat], put[0]) == "carrying potato 2 (hot); placed nothing"
-    assert alfworld_notes([take, picked, heat, put], "You move the potato 2 to the fridge 1.") == \
-        "carrying nothing; placed potato 2 (hot) in fridge 1"
-    # a failed action changes nothing; taking a placed object back removes it from the placed list
-    assert alfworld_notes([take], "Nothing happens.") == "carrying nothing; placed nothing"
-    again = ("You move the potato 2 to the fridge 1.", "take potato 2 from fridge 1")
-    assert alfworld_notes([take, picked, heat, put, again], "You pick up the potato 2 from the fridge 1.") == \
-        "carrying potato 2 (hot); placed nothing"
-    prompt = environment("alfworld").build_prompt("put a hot potato in fridge", put[0], [take, picked, heat],
-                                                  ["look"])
-    assert "Your notes: carrying potato 2 (hot); placed nothing\n" in prompt
-    assert "carrying" in prompt_sections(prompt)["history"]  # read by the match features' history bits
-
-
 def test_action_parsing_and_admissibility():
     assert parse_action("<think>x</think><action> Go to  shelf 1 </action>") == "go to shelf 1"
     assert parse_action("<action>look</action> then <action>inventory</action>") == "inventory"
@@ -169,10 +146,6 @@ def test_expert_rollout_over_the_pool_solves_every_type(alfworld_games, library)
     assert all("Skills that help" not in t.prompt for e in eps if not e.skills for t in e.turns)
     assert all(e.reward == 10.0 for e in eps)
     assert summary["skills_on"]["take_grounded"] == 1.0  # the expert takes only what its task names
-    for e in eps:  # the notes follow the expert's play: each taken object is carried next turn
-        for turn, following in zip(e.turns, e.turns[1:]):
-            if turn.action.startswith("take "):
-                assert f"Your notes: carrying {' '.join(turn.action.split()[1:3])}" in following.prompt
 
 
 def test_take_grounded_counts_takes_of_the_tasks_object():

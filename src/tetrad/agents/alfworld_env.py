@@ -24,7 +24,6 @@ import functools
 import json
 import os
 import random
-import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -44,15 +43,13 @@ TASK_TYPES = (
 )
 
 # verl-agent's template, with SKILL0's skill slot after the task line and, after the recent
-# (observation, action) pairs, every action taken so far (a policy that sees only the last few
-# steps cannot tell which receptacles it has already searched, and loops) and notes of what it
-# carries and has placed (`alfworld_notes`: where in its task a policy is, in one line)
+# (observation, action) pairs, every action taken so far: a policy that sees only the last few
+# steps cannot tell which receptacles it has already searched, and loops
 ALFWORLD_PROMPT = """You are an expert agent operating in the ALFRED embodied environment.
 Your task is to: {task}
 {skill_context}Prior to this step, you have already taken {step_count} step(s). Below are the most recent {history_count} observations and the corresponding actions you took:
 {action_history}
 All actions you took so far: {action_record}
-Your notes: {notes}
 You are now at step {current_step} and your current observation is: {current_observation}
 Your admissible actions of the current situation are: [{admissible_actions}].
 
@@ -263,40 +260,6 @@ def run_expert(env: AlfworldEnv, game: int | str | Path, seed: int = 0,
     return {**first, "won": info["won"], "n_steps": len(steps), "steps": steps, "final_observation": obs}
 
 
-# what the engine answers to a successful take, move, heat, cool or clean
-_PICKED = re.compile(r"You pick up the (\w+ \d+) from the (\w+ \d+)\.")
-_PLACED = re.compile(r"You (?:move|put) the (\w+ \d+) (?:to|in|on|in/on) the (\w+ \d+)\.")
-_CHANGED = re.compile(r"You (heat|cool|clean) the (\w+ \d+) using the")
-_ADJECTIVE = {"heat": "hot", "cool": "cool", "clean": "clean"}
-
-
-def alfworld_notes(history: list[tuple[str, str]], observation: str) -> str:
-    """What the episode so far says the agent carries and has put down, from the engine's answers
-    alone: "carrying potato 2 (hot); placed creditcard 1 in armchair 1".
-
-    The tiny scoring policy took the task's object and heated it, then went back and forth
-    between the microwave and the sink instead of carrying it to the target: where it stands in
-    its task is spread over the record of past actions, which it did not learn to read. These
-    notes state it in one line, the same for every policy (an LLM would keep them in its head).
-    Every field is computed from observations any agent has seen, never from the engine's state.
-    """
-    answers = [obs for obs, _ in history[1:]] + [observation]
-    carrying, changed, placed = None, {}, {}
-    for answer in answers:
-        if m := _PICKED.match(answer):
-            carrying = m[1]
-            placed.pop(m[1], None)
-        elif m := _PLACED.match(answer):
-            carrying = None
-            placed[m[1]] = m[2]
-        elif m := _CHANGED.match(answer):
-            changed.setdefault(m[2], []).append(_ADJECTIVE[m[1]])
-    held = "nothing" if carrying is None else carrying + "".join(f" ({a})" for a in changed.get(carrying, []))
-    put = ", ".join(f"{obj}{''.join(f' ({a})' for a in changed.get(obj, []))} in {where}"
-                    for obj, where in placed.items())
-    return f"carrying {held}; placed {put or 'nothing'}"
-
-
 def take_grounded(episodes: list) -> float | None:
     """The share of `take <object> <n> from ...` turns whose object is a word of the episode's
     task (every task type names its object): whether a policy picks up what it was asked for,
@@ -337,7 +300,4 @@ class Alfworld(Environment):
 
     def metrics(self, episodes: list) -> dict[str, Any]:
         return {"take_grounded": take_grounded(episodes)}
-
-    def notes(self, history: list[tuple[str, str]], observation: str) -> str:
-        return alfworld_notes(history, observation)
 
