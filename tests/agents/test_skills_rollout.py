@@ -82,12 +82,12 @@ def test_prompt_has_skill_slot_history_window_and_actions(library):
     assert "obs 3" in without and "obs 4" in without and "obs 2" not in without  # a window of two
     assert "taken 5 step(s)" in without and "step 6" in without and "'go to shelf 1'" in without
     assert without.replace(ctx + "\n", "") == without and with_skills.replace(ctx + "\n", "") == without
-    # the prompt also lists every action taken so far, inside the history part the match features
-    # read (the shop's too)
+    # ALFWorld's prompt also lists every action taken so far, inside the history part the match
+    # features read; the shop's does not (docs/results/agents.md: with it, the shop policy no
+    # longer needs its skills)
     assert "All actions you took so far: act 0; act 1; act 2; act 3; act 4\n" in without
     assert "act 0" in prompt_sections(without)["history"]
-    shop = environment("shop").build_prompt("find shoes", "now", history, ["search[<query>]"])
-    assert prompt_sections(shop)["record"] == "act 0; act 1; act 2; act 3; act 4"
+    assert "act 0" not in environment("shop").build_prompt("find shoes", "now", history, ["search[<query>]"])
 
 
 def test_action_parsing_and_admissibility():
@@ -170,9 +170,9 @@ def test_shop_notes_name_the_products_within_the_price_limit():
     assert shop_notes("WebShop [SEP] Instruction: [SEP] i need sandals [SEP] Search") == "no price limit"
     prompt = environment("shop").build_prompt("i need black sandals", results, [("page", "search[x]")],
                                               ["click[b0bbb]"])
-    # inside the history part, where the match features mark the ids the notes name; with the
-    # record of past actions, as ALFWorld's prompt has it
-    assert "b0bbb" in prompt_sections(prompt)["history"] and prompt_sections(prompt)["record"] == "search[x]"
+    # inside the history part, where the match features mark the ids the notes name
+    assert "Your notes: price limit 28.00 dollars; within it on this page: b0bbb, b0ccc\n" in prompt
+    assert "b0bbb" in prompt_sections(prompt)["history"]
 
 
 def test_option_grounded_counts_option_clicks_the_instruction_names():

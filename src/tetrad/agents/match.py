@@ -11,7 +11,7 @@ Bits 4-7 say the same of the token's *entity*: a word followed by a number, such
 somewhere in the history; the entity bits can, and also mark the object the record says was taken.
 
 Bits 8-9 belong to the whole candidate: how many times the episode's record of past actions
-("All actions you took so far") already holds this exact action, 0, 1, 2 or 3+, on
+(ALFWorld's "All actions you took so far") already holds this exact action, 0, 1, 2 or 3+, on
 every token of the candidate. With entity bits alone a policy oscillated between two visited
 receptacles (`go to fridge 1` / `go to sinkbasin 1`, `open drawer 4` / `close drawer 4`): both
 carry the history bit, so nothing tells the one just left from the one left long ago. A prompt

@@ -43,7 +43,7 @@ SECTION_MARKERS = {
     "skills": ("Skills that help with this task:", "\nPrior to this step"),
     "history": ("the corresponding actions you took:\n", "\nYou are now at step"),
     "observation": ("your current observation is: ", "\nYour admissible actions"),
-    "record": ("All actions you took so far: ", "\n"),  # inside the history
+    "record": ("All actions you took so far: ", "\n"),  # inside the history; only ALFWorld's template has it
 }
 
 

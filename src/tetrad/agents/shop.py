@@ -45,7 +45,6 @@ SHOP_PROMPT = """You are an expert autonomous agent operating in the WebShop e-c
 Your task is to: {task}
 {skill_context}Prior to this step, you have already taken {step_count} step(s). Below are the most recent {history_count} observations and the corresponding actions you took:
 {action_history}
-All actions you took so far: {action_record}
 Your notes: {notes}
 You are now at step {current_step} and your current observation is: {current_observation}
 Your admissible actions of the current situation are: [{admissible_actions}].
@@ -495,9 +494,9 @@ def shop_notes(observation: str) -> str:
     """The price limit the instruction sets and, on a results page, the products shown within it:
     "price limit 60.00 dollars; within it on this page: b0abc, b0def".
 
-    A policy cloned without these bought over the limit in 29% of its purchases: the limit is a
-    number in the instruction and each price a number on the page, and the match features (words
-    that recur) cannot compare numbers. The notes say which product ids are within it, in words
+    A policy cloned without these often bought over the limit (docs/results/agents.md): the limit
+    is a number in the instruction and each price a number on the page, and the match features
+    (words that recur) cannot compare numbers. The notes say which product ids are within it, in words
     those features mark. Computed from the observation alone (it repeats the instruction), so the
     real WebShop's pages get them too."""
     limit = _PRICE_LIMIT.search(observation)
