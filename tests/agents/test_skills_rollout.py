@@ -9,7 +9,7 @@ from tetrad.agents.alfworld_env import take_grounded
 from tetrad.agents.environments import environment
 from tetrad.agents.rollout import (Episode, ExpertPolicy, LocalEnvs, RandomPolicy, Turn, parse_action, prompt_sections,
                                    rollout, summarize)
-from tetrad.agents.shop import option_grounded
+from tetrad.agents.shop import option_grounded, shop_notes
 from tetrad.agents.shop import CATEGORIES, ShopEnv, make_catalogue
 from tetrad.agents.skills import SkillLibrary
 from tetrad.core.errors import UserError
@@ -83,7 +83,8 @@ def test_prompt_has_skill_slot_history_window_and_actions(library):
     assert "taken 5 step(s)" in without and "step 6" in without and "'go to shelf 1'" in without
     assert without.replace(ctx + "\n", "") == without and with_skills.replace(ctx + "\n", "") == without
     # ALFWorld's prompt also lists every action taken so far, inside the history part the match
-    # features read; the shop's does not
+    # features read; the shop's does not (docs/results/agents.md: with it, the shop policy no
+    # longer needs its skills)
     assert "All actions you took so far: act 0; act 1; act 2; act 3; act 4\n" in without
     assert "act 0" in prompt_sections(without)["history"]
     assert "act 0" not in environment("shop").build_prompt("find shoes", "now", history, ["search[<query>]"])
@@ -157,6 +158,21 @@ def test_take_grounded_counts_takes_of_the_tasks_object():
     assert take_grounded([ep]) == 0.5
     assert take_grounded([Episode("alfworld", 0, 0, "x", "put a pen in drawer", False, [turn("look")])]) is None
     assert summarize([ep])["skills_off"]["take_grounded"] == 0.5
+
+
+def test_shop_notes_name_the_products_within_the_price_limit():
+    head = "WebShop [SEP] Instruction: [SEP] i need black sandals, and price lower than 28.00 dollars"
+    results = (f"{head} [SEP] Back to Search [SEP] Page 1 (Total results: 3) [SEP] B0AAA [SEP] Sandals [SEP] $81.48 "
+               "[SEP] B0BBB [SEP] Black Sandals [SEP] $16.14 [SEP] B0CCC [SEP] Sandals [SEP] $28.00")
+    assert shop_notes(results) == "price limit 28.00 dollars; within it on this page: b0bbb, b0ccc"
+    assert shop_notes(f"{head} [SEP] Search") == "price limit 28.00 dollars"
+    assert shop_notes(results.replace("$16.14", "$30.00").replace("$28.00", "$28.01")).endswith("on this page: none")
+    assert shop_notes("WebShop [SEP] Instruction: [SEP] i need sandals [SEP] Search") == "no price limit"
+    prompt = environment("shop").build_prompt("i need black sandals", results, [("page", "search[x]")],
+                                              ["click[b0bbb]"])
+    # inside the history part, where the match features mark the ids the notes name
+    assert "Your notes: price limit 28.00 dollars; within it on this page: b0bbb, b0ccc\n" in prompt
+    assert "b0bbb" in prompt_sections(prompt)["history"]
 
 
 def test_option_grounded_counts_option_clicks_the_instruction_names():

@@ -71,8 +71,8 @@ class Environment:
     def build_prompt(self, task: str, observation: str, history: list[tuple[str, str]], admissible: list[str],
                      skill_context: str = "", history_length: int = 2) -> str:
         """The turn prompt: task, skills, the last `history_length` (observation, action) pairs,
-        every action taken so far (for the templates that show it), the observation and the
-        admissible actions."""
+        every action taken so far and the environment's notes (for the templates that show
+        them), the observation and the admissible actions."""
         recent = history[-history_length:] if history_length > 0 else []
         start = len(history) - len(recent)
         lines = [f"[Observation {start + i + 1}: '{obs}', Action {start + i + 1}: '{act}']"
@@ -81,7 +81,7 @@ class Environment:
             task=task, skill_context=f"{skill_context}\n" if skill_context else "", step_count=len(history),
             history_count=len(recent), action_history="\n".join(lines) if lines else "(none)",
             action_record=RECORD_SEPARATOR.join(act for _, act in history) if history else NO_RECORD,
-            current_step=len(history) + 1, current_observation=observation,
+            notes=self.notes(history, observation), current_step=len(history) + 1, current_observation=observation,
             admissible_actions=", ".join(f"'{a}'" for a in admissible))
 
     def _query_pattern(self) -> str:
@@ -143,6 +143,11 @@ class Environment:
     def metrics(self, episodes: list) -> dict[str, Any]:
         """What an evaluation's summary adds for this environment (grounding, reward parts)."""
         return {}
+
+    def notes(self, history: list[tuple[str, str]], observation: str) -> str:
+        """A line of what the episode so far says (for the templates that show `{notes}`): the
+        history as (observation, action taken there) pairs and the current observation."""
+        return ""
 
 
 def environment(kind: str | Environment) -> Environment:

@@ -45,6 +45,7 @@ SHOP_PROMPT = """You are an expert autonomous agent operating in the WebShop e-c
 Your task is to: {task}
 {skill_context}Prior to this step, you have already taken {step_count} step(s). Below are the most recent {history_count} observations and the corresponding actions you took:
 {action_history}
+Your notes: {notes}
 You are now at step {current_step} and your current observation is: {current_observation}
 Your admissible actions of the current situation are: [{admissible_actions}].
 
@@ -486,6 +487,33 @@ class WebShopAdapter:
         return obs, float(reward), done, info
 
 
+_PRICE_LIMIT = re.compile(r"price lower than (\d+(?:\.\d+)?) dollars")
+
+
+def shop_notes(observation: str) -> str:
+    """The price limit the instruction sets and, on a results page, the products shown within it:
+    "price limit 60.00 dollars; within it on this page: b0abc, b0def".
+
+    A policy cloned without these often bought over the limit (docs/results/agents.md): the limit
+    is a number in the instruction and each price a number on the page, and the match features
+    (words that recur) cannot compare numbers. The notes say which product ids are within it, in words
+    those features mark. Computed from the observation alone (it repeats the instruction), so the
+    real WebShop's pages get them too."""
+    limit = _PRICE_LIMIT.search(observation)
+    if limit is None:
+        return "no price limit"
+    bound = float(limit[1])
+    fields = [f.strip() for f in observation.split("[SEP]")]
+    # a results row is "<id> [SEP] <title> [SEP] $<price>"
+    within = [fields[i - 2].lower() for i, f in enumerate(fields)
+              if i >= 2 and re.fullmatch(r"\$\d+(?:\.\d+)?", f) and float(f[1:]) <= bound
+              and re.fullmatch(r"[A-Za-z0-9]+", fields[i - 2])]
+    notes = f"price limit {bound:.2f} dollars"
+    if " [SEP] Page " in observation:
+        notes += f"; within it on this page: {', '.join(within) if within else 'none'}"
+    return notes
+
+
 def option_grounded(episodes: list) -> float | None:
     """The shop's `take_grounded`: the share of option clicks (`click[<value>]` for a value of
     the catalogue's option groups) whose value the instruction names. The goal names exactly one
@@ -523,6 +551,9 @@ class Shop(Environment):
 
     def run_expert(self, env, game: int, seed: int = 0) -> dict[str, Any]:
         return run_expert(env, game, seed)
+
+    def notes(self, history: list[tuple[str, str]], observation: str) -> str:
+        return shop_notes(observation)
 
     def metrics(self, episodes: list) -> dict[str, Any]:
         """`option_grounded`, the share of episodes that bought something and the mean reward
