@@ -496,9 +496,9 @@ def shop_notes(observation: str) -> str:
 
     A policy cloned without these often bought over the limit (docs/results/agents.md): the limit
     is a number in the instruction and each price a number on the page, and the match features
-    (words that recur) cannot compare numbers. The notes say which product ids are within it, in words
+    (words that recur) cannot compare numbers. The notes name the product ids within it, words
     those features mark. Computed from the observation alone (it repeats the instruction), so the
-    real WebShop's pages get them too."""
+    real WebShop's pages get them too. Within means at most the limit, as the reward counts it."""
     limit = _PRICE_LIMIT.search(observation)
     if limit is None:
         return "no price limit"
