@@ -581,8 +581,12 @@ def fuzz(cases: list[Case], sandbox: Path, timeout: float, mem_gb: float, logs: 
         verdict = classify(out.returncode, out.stdout, out.stderr, case.nonsense)
         counts[case.group]["tried"] += 1
         counts[case.group][verdict] += 1
-        shown = raw if len(raw) <= 40 else raw[:20] + f"...({len(raw)} chars)"
-        last = (out.stderr.strip().splitlines() or [""])[-1][:200] if out.returncode not in (0, None) else ""
+        # the report names the temporary folder as <sandbox>: it is gone after the run, and no
+        # machine's path belongs in a committed file
+        text = raw.replace(str(sandbox), "<sandbox>")
+        shown = text if len(text) <= 40 else text[:20] + f"...({len(text)} chars)"
+        last = (out.stderr.strip().splitlines() or [""])[-1] if out.returncode not in (0, None) else ""
+        last = last.replace(str(sandbox), "<sandbox>")[:200]
         if verdict in ("traceback", "silent"):
             failing.append({"command": f"tetrad {case.group} {RECIPES[case.group].command}", "override":
                             f"{case.key}={shown}", "nonsense": case.nonsense, "verdict": verdict,
