@@ -98,3 +98,20 @@ def test_study_with_retrieval_runs_the_k_sweep_and_the_anchors(tmp_path):
     whole, renorm = k1["recall@10"], k1["other_normalisation"]["recall@10"]
     assert f"| long_tail | adaptive_k1 | {whole:.4f} | {renorm:.4f} | {renorm - whole:+.4f} [" in \
         text.split("### Beam normalisation (Recall@10)")[1]
+
+
+def test_seeds_of_runs_a_dataset_or_method_on_fewer_seeds(tmp_path):
+    args = [f"root={tmp_path}", f"output={tmp_path / 'r.md'}", f"results_dir={tmp_path / 'rows'}",
+            "datasets=[long_tail,uniform]", "seeds=[0,1]", "methods=[rq_kmeans,adaptive_k]", "adaptive_ks=[1,2]",
+            "retrieval=false", "data.items=1000", "data.dim=8", "data.top_clusters=8", "data.sub_clusters=4",
+            "data.users=20", "quantizer.codebook_size=8", "quantizer.niter=3"]
+    seeds_of = "seeds_of={uniform: [0], adaptive_k: [0], uniform/adaptive_k: []}"
+    results = run_study(load_config(StudyConfig, None, [*args, seeds_of]), command="c")["results"]
+    assert sorted((r["dataset"], r["seed"], r["method"]) for r in results) == [
+        ("long_tail", 0, "adaptive_k1"), ("long_tail", 0, "adaptive_k2"), ("long_tail", 0, "rq_kmeans"),
+        ("long_tail", 1, "rq_kmeans"), ("uniform", 0, "rq_kmeans")]
+    assert "uniform on seed 0 only, adaptive_k on seed 0 only, no uniform/adaptive_k;" in (tmp_path / "r.md").read_text()
+    for bad, match in (("seeds_of={movielens: [0]}", "seeds_of names 'movielens'"),
+                       ("seeds_of={uniform: [2]}", r"seeds_of.uniform must be a subset of seeds \[0, 1\]")):
+        with pytest.raises(UserError, match=match):
+            run_study(load_config(StudyConfig, None, [*args, bad]), command="c")

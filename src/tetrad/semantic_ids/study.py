@@ -99,6 +99,9 @@ class StudyConfig(RunConfig):
     methods: Annotated[list[str], Field(min_length=1)] = list(METHODS)
     seeds: Annotated[list[Seed], Field(min_length=1)] = [0, 1, 2]
     retrieval_seeds: list[Seed] = [0, 1, 2]  # the retriever is trained for these seeds (a subset saves CPU time)
+    # a dataset, method or anchor (adaptive_k: the whole K sweep), or "<dataset>/<method>", that
+    # runs on fewer of `seeds` ({uniform: [0], uniform/adaptive_k: []}); its tasks run last
+    seeds_of: dict[str, list[Seed]] = {}
     threads: Parallel = 1  # torch threads per process: small models train fastest on one thread of a shared machine
     workers: Parallel = 1  # (dataset, seed, method) tasks run in this many processes at once
     block: str = "hourglass"  # the marked block of `output` that this study's report replaces
@@ -123,6 +126,13 @@ def expand_methods(study: StudyConfig) -> list[str]:
     for m in study.methods:
         out += [f"adaptive_k{k}" for k in study.adaptive_ks] if m == "adaptive_k" else [m]
     return out
+
+
+def task_seeds(study: StudyConfig, dataset: str, method: str) -> list[int]:
+    """The seeds of `study.seeds` that the (dataset, method) task runs on (`seeds_of`)."""
+    base = "adaptive_k" if method.startswith("adaptive_k") else method
+    return [s for s in study.seeds if all(s in study.seeds_of.get(key, study.seeds)
+                                          for key in (dataset, base, f"{dataset}/{base}"))]
 
 
 def method_config(study: StudyConfig, dataset: str, method: str, seed: int) -> SidConfig:
@@ -264,6 +274,14 @@ def run_study(study: StudyConfig, command: str) -> dict:
             raise UserError(f"unknown method '{m}' (known: {', '.join(METHODS)})")
     if "adaptive_k" in study.methods and max(study.adaptive_ks) >= study.quantizer.codebook_size:
         raise UserError(f"adaptive_ks must stay below quantizer.codebook_size ({study.quantizer.codebook_size})")
+    for key, seeds in study.seeds_of.items():
+        dataset, _, method = key.partition("/")
+        if not (key in (*study.datasets, *study.methods, *ANCHORS)
+                or (dataset in study.datasets and method in (*study.methods, *ANCHORS))):
+            raise UserError(f"seeds_of names '{key}': not one of the study's datasets, methods or anchors, or "
+                            "<dataset>/<method>")
+        if not set(seeds) <= set(study.seeds):
+            raise UserError(f"seeds_of.{key} must be a subset of seeds {study.seeds}")
     methods = expand_methods(study)
     seed_everything(study.seed)
     torch.set_num_threads(study.threads)
@@ -271,9 +289,12 @@ def run_study(study: StudyConfig, command: str) -> dict:
     run = RunDir("sid", study, tensorboard=False, restart=True)
     rows_dir = Path(study.results_dir) / study.name
     tasks = [(d, s, m) for s in study.seeds for d in study.datasets
-             for m in [*methods, *(anchors(study, d) if s in study.retrieval_seeds else [])]]
+             for m in [*methods, *(anchors(study, d) if s in study.retrieval_seeds else [])]
+             if s in task_seeds(study, d, m)]
     results = [row for task in tasks if (row := saved_row(study, rows_dir, *task)) is not None]
-    pending = [task for task in tasks if not (rows_dir / row_file(*task)).is_file()]
+    # the tasks on every seed first: a study stopped early has its main comparison
+    pending = sorted((task for task in tasks if not (rows_dir / row_file(*task)).is_file()),
+                     key=lambda task: len(task_seeds(study, task[0], task[2])) < len(study.seeds))
     if results:
         print(f"hourglass: {len(results)} of {len(tasks)} rows reused from {rows_dir}")
 
@@ -312,7 +333,7 @@ def row_file(dataset: str, seed: int, method: str) -> str:
 # where the study's rows and report go, how its tasks are spread and which tasks there are: a row
 # made under other values of these is still the same row
 _NOT_ROW_SETTINGS = ("name", "root", "resume", "datasets", "methods", "seeds", "retrieval_seeds", "adaptive_ks",
-                     "threads", "workers", "block", "output", "results_dir")
+                     "seeds_of", "threads", "workers", "block", "output", "results_dir")
 
 
 def row_settings(study: StudyConfig, seed: int) -> dict:
@@ -371,7 +392,10 @@ def render_report(study: StudyConfig, results: list[dict], command: str, minutes
              f"thread(s) each; rows from `{study.results_dir}/{study.name}/`; the machine was shared with other jobs, "
              "so no timing here is a benchmark).", "",
              f"Values are mean ± standard deviation over {seeds} seed{'s' if seeds > 1 else ''} "
-             f"({', '.join(map(str, study.seeds))}); seeds vary the synthetic catalogue, the quantizer and the models. "
+             f"({', '.join(map(str, study.seeds))})"
+             + "".join(f", {key} on seed{'s' if len(v) > 1 else ''} {', '.join(map(str, v))} only" if v
+                       else f", no {key}" for key, v in study.seeds_of.items())
+             + "; seeds vary the synthetic catalogue, the quantizer and the models. "
              f"Codebooks: {study.quantizer.layers} x {study.quantizer.codebook_size}. Synthetic catalogues: "
              f"{study.data.items:,} items x {study.data.dim} dims, {study.data.top_clusters} x "
              f"{study.data.sub_clusters} clusters, Zipf exponent {study.data.zipf} (long tail) or 0 (uniform twin), "
