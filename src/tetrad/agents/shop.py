@@ -499,11 +499,8 @@ def shop_notes(observation: str) -> str:
     (words that recur) cannot compare numbers. The notes name the product ids within it, words
     those features mark. Computed from the observation alone (it repeats the instruction), so the
     real WebShop's pages get them too. Within means at most the limit, as the reward counts it.
-
-    On a product page they also name the page's option values the instruction names and that are
-    not selected yet ("named options not selected: large" or "... none"): the policy otherwise
-    bought after choosing one of two option groups, and the match features mark the word "large"
-    of an instruction that asks for "x-large" as named; the notes compare whole values."""
+    (Notes naming the instruction's options not yet selected on a product page measured worse:
+    docs/results/agents.md, 2026-12-08.)"""
     limit = _PRICE_LIMIT.search(observation)
     if limit is None:
         return "no price limit"
@@ -516,32 +513,7 @@ def shop_notes(observation: str) -> str:
     notes = f"price limit {bound:.2f} dollars"
     if " [SEP] Page " in observation:
         notes += f"; within it on this page: {', '.join(within) if within else 'none'}"
-    if (todo := _options_not_selected(fields)) is not None:
-        notes += f"; named options not selected: {', '.join(todo) if todo else 'none'}"
     return notes
-
-
-def _names(value: str, text: str) -> bool:
-    """Whether `text` names the option `value` as a whole value ("large" is not in "x-large",
-    "8" not in "18.00")."""
-    return re.search(rf"(?<![\w.-]){re.escape(value)}(?![\w.-])", text) is not None
-
-
-def _options_not_selected(fields: list[str]) -> list[str] | None:
-    """On a product page ("... [SEP] < Prev [SEP] <groups and values> [SEP] <title> [SEP] Price: ..
-    [SEP] Selected: g: v, ..."), its option values the instruction names and not selected; None
-    on any other page."""
-    selected = next((f for f in fields if f.startswith("Selected: ")), None)
-    price = next((i for i, f in enumerate(fields) if f.startswith("Price: ")), None)
-    if selected is None or price is None or "< Prev" not in fields or "Instruction:" not in fields:
-        return None
-    instruction = fields[fields.index("Instruction:") + 1].lower()
-    chosen = {part.split(": ", 1)[-1].lower() for part in selected[len("Selected: "):].split(", ")}
-    # the fields between hold group names and values alike; a group name the instruction contains
-    # ("pack" in "pack of 3") is inside a longer named field, and the longest named field wins
-    named = [v.lower() for v in fields[fields.index("< Prev") + 1:price - 1] if _names(v.lower(), instruction)]
-    named = [v for v in named if not any(w != v and _names(v, w) for w in named)]
-    return [v for v in named if v not in chosen]
 
 
 def option_grounded(episodes: list) -> float | None:
@@ -551,7 +523,9 @@ def option_grounded(episodes: list) -> float | None:
     values = option_values()
     clicks = [(m.group(1), e.instruction) for e in episodes for t in e.turns
               if (m := re.fullmatch(r"click\[(.+)\]", t.action or "")) and m.group(1) in values]
-    return sum(_names(v, task) for v, task in clicks) / len(clicks) if clicks else None
+    # a whole value: "large" is not named by "x-large", nor "8" by "18.00"
+    named = [re.search(rf"(?<![\w.-]){re.escape(v)}(?![\w.-])", task) is not None for v, task in clicks]
+    return sum(named) / len(named) if named else None
 
 
 class Shop(Environment):
