@@ -81,7 +81,7 @@ class Environment:
             task=task, skill_context=f"{skill_context}\n" if skill_context else "", step_count=len(history),
             history_count=len(recent), action_history="\n".join(lines) if lines else "(none)",
             action_record=RECORD_SEPARATOR.join(act for _, act in history) if history else NO_RECORD,
-            notes=self.notes(history, observation), current_step=len(history) + 1, current_observation=observation,
+            notes=self.notes(observation), current_step=len(history) + 1, current_observation=observation,
             admissible_actions=", ".join(f"'{a}'" for a in admissible))
 
     def _query_pattern(self) -> str:
@@ -144,9 +144,8 @@ class Environment:
         """What an evaluation's summary adds for this environment (grounding, reward parts)."""
         return {}
 
-    def notes(self, history: list[tuple[str, str]], observation: str) -> str:
-        """A line of what the episode so far says (for the templates that show `{notes}`): the
-        history as (observation, action taken there) pairs and the current observation."""
+    def notes(self, observation: str) -> str:
+        """A line of notes on the current observation (for the templates that show `{notes}`)."""
         return ""
 
 

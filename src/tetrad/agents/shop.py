@@ -555,7 +555,7 @@ class Shop(Environment):
     def run_expert(self, env, game: int, seed: int = 0) -> dict[str, Any]:
         return run_expert(env, game, seed)
 
-    def notes(self, history: list[tuple[str, str]], observation: str) -> str:
+    def notes(self, observation: str) -> str:
         return shop_notes(observation)
 
     def metrics(self, episodes: list) -> dict[str, Any]:
